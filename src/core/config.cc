@@ -258,6 +258,10 @@ std::vector<ConfigTable> ConfigTable::GetTableArray(std::string_view key) const 
 }
 
 void ConfigTable::RejectUnknownKeys(std::initializer_list<std::string_view> known) const {
+  RejectUnknownKeys(std::vector<std::string_view>(known));
+}
+
+void ConfigTable::RejectUnknownKeys(const std::vector<std::string_view>& known) const {
   const toml::table* t = ToToml(table_)->as_table();
   if (!t) return;
   for (const auto& [k, v] : *t) {

@@ -73,6 +73,7 @@ class ConfigTable {
   void Error(std::string_view key, std::string message) const;
   // Records an error for every key of this table not listed in `known`.
   void RejectUnknownKeys(std::initializer_list<std::string_view> known) const;
+  void RejectUnknownKeys(const std::vector<std::string_view>& known) const;
 
  private:
   friend class ConfigDocument;

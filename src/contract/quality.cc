@@ -9,7 +9,7 @@ namespace kiln::contract {
 
 namespace {
 using status::kBad;
-constexpr std::array<std::pair<Quality, std::string_view>, 34> kNames = {{
+constexpr std::array<std::pair<Quality, std::string_view>, 35> kNames = {{
     {status::kGood, "Good"},
     {status::kGoodLocalOverride, "GoodLocalOverride"},
     {status::kGoodClamped, "GoodClamped"},
@@ -26,6 +26,7 @@ constexpr std::array<std::pair<Quality, std::string_view>, 34> kNames = {{
     {status::kBadUnexpectedError, "BadUnexpectedError"},
     {status::kBadInternalError, "BadInternalError"},
     {status::kBadCommunicationError, "BadCommunicationError"},
+    {status::kBadResourceUnavailable, "BadResourceUnavailable"},
     {status::kBadEncodingError, "BadEncodingError"},
     {status::kBadDecodingError, "BadDecodingError"},
     {status::kBadTimeout, "BadTimeout"},

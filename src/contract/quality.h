@@ -54,6 +54,7 @@ inline constexpr Quality kBad{0x80000000};
 inline constexpr Quality kBadUnexpectedError{0x80010000};
 inline constexpr Quality kBadInternalError{0x80020000};
 inline constexpr Quality kBadCommunicationError{0x80050000};
+inline constexpr Quality kBadResourceUnavailable{0x80040000};
 inline constexpr Quality kBadEncodingError{0x80060000};
 inline constexpr Quality kBadDecodingError{0x80070000};
 inline constexpr Quality kBadTimeout{0x800A0000};

@@ -1,6 +1,7 @@
 #pragma once
 // Driver: reads the tags of one field device. Each device runs its own loop (see
 // edge/device_runner.h), so a Driver is single-threaded: owned and called by one thread.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ class Driver {
 
   // Closes the connection; the next ReadAll() reconnects.
   virtual void Disconnect() = 0;
+
+  // Requests sent to the device since the driver was created.
+  virtual uint64_t requests_sent() const = 0;
 };
 
 }  // namespace kiln::drivers

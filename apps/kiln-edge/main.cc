@@ -1,0 +1,225 @@
+// kiln-edge: the edge gateway. Reads field devices, applies report-by-exception and
+// publishes Sparkplug B 3.0 over MQTT. Wiring only; the behaviour lives in src/edge.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "drivers/modbus/modbus_driver.h"
+#include "edge/config.h"
+#include "edge/device_runner.h"
+#include "edge/edge_node.h"
+#include "edge/scan_engine.h"
+#include "edge/uplink.h"
+#include "http/server.h"
+#include "queue/sample_queue.h"
+
+namespace {
+
+using namespace kiln;
+
+constexpr int kExitConfig = 2;
+constexpr int kExitRuntime = 1;
+
+// bdSeq survives restarts so a late Will of an earlier process never matches a new NBIRTH.
+uint64_t ReadBdSeq(const std::string& dir) {
+  if (dir.empty()) return 0;
+  std::ifstream in(std::filesystem::path(dir) / "bdseq");
+  uint64_t v = 0;
+  if (in >> v) return (v + 1) % 256;  // the next session uses the next value
+  return 0;
+}
+
+void WriteBdSeq(const std::string& dir, uint64_t value, const Logger& log) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const auto path = std::filesystem::path(dir) / "bdseq";
+  const auto tmp = std::filesystem::path(dir) / "bdseq.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << value << "\n";
+    if (!out) {
+      log.Warn("cannot write {}: bdSeq will restart at 0 after a restart", tmp.string());
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) log.Warn("cannot rename {}: {}", tmp.string(), ec.message());
+}
+
+std::vector<edge::NodeDevice> NodeDevices(const edge::EdgeConfig& cfg) {
+  std::vector<edge::NodeDevice> out;
+  for (const auto& d : cfg.devices) {
+    edge::NodeDevice nd{d.id, {}};
+    for (const auto& t : d.tags) nd.tags.push_back({t.id, t.name, t.type, t.unit});
+    out.push_back(std::move(nd));
+  }
+  return out;
+}
+
+int Check(const std::string& path) {
+  auto cfg = edge::LoadEdgeConfig(path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "%s\n", cfg.status().message().c_str());
+    return kExitConfig;
+  }
+  size_t tags = 0;
+  for (const auto& d : cfg->devices) tags += d.tags.size();
+  for (const auto& w : cfg->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  std::printf("%s: OK (%zu devices, %zu tags)\n", path.c_str(), cfg->devices.size(), tags);
+  return 0;
+}
+
+int Run(const std::string& path, const std::string& log_level_flag) {
+  auto loaded = edge::LoadEdgeConfig(path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.status().message().c_str());
+    return kExitConfig;
+  }
+  const edge::EdgeConfig& cfg = *loaded;
+  LogLevel level = cfg.log_level;
+  if (!log_level_flag.empty() && !ParseLogLevel(log_level_flag, level)) {
+    std::fprintf(stderr, "--log-level: '%s' is not debug, info, warning or error\n",
+                 log_level_flag.c_str());
+    return kExitConfig;
+  }
+
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SystemClock clock;
+  StderrSink sink(clock);
+  Logger log(sink, "edge", level);
+  for (const auto& w : cfg.warnings) log.Warn("{}", w);
+  MetricsRegistry metrics;
+
+  queue::MemorySampleQueue queue(cfg.queue_max_samples);
+  metrics.AddGaugeCallback("kiln_edge_queue_depth", "Samples waiting to be published", {},
+                           [&queue] { return static_cast<double>(queue.stats().depth); });
+  metrics.AddGaugeCallback("kiln_edge_queue_dropped_total",
+                           "Samples dropped because the queue was full", {},
+                           [&queue] { return static_cast<double>(queue.stats().dropped); });
+
+  edge::EdgeNode node({cfg.group_id, cfg.edge_node_id, cfg.max_metrics_per_message},
+                      NodeDevices(cfg), clock, ReadBdSeq(cfg.state_dir));
+
+  edge::UplinkOptions uplink_options;
+  uplink_options.mqtt = cfg.mqtt;
+  uplink_options.seed = static_cast<uint64_t>(clock.Now().time_since_epoch().count());
+  uplink_options.on_new_session = [&cfg, &log](uint64_t bd_seq) {
+    WriteBdSeq(cfg.state_dir, bd_seq, log);
+  };
+  edge::Uplink uplink(uplink_options, node, queue, clock, log.Child("mqtt"), metrics);
+
+  std::vector<std::unique_ptr<edge::DeviceRunner>> runners;
+  for (size_t i = 0; i < cfg.devices.size(); ++i) {
+    const auto& d = cfg.devices[i];
+    auto driver = drivers::modbus::ModbusDriver::Create(d.modbus, clock, log.Child(d.id));
+    if (!driver.ok()) {
+      log.Error("device {}: {}", d.id, driver.status().ToString());
+      return kExitConfig;
+    }
+    std::vector<edge::ScanTag> scan;
+    for (const auto& t : d.tags) scan.push_back({t.id, t.deadband, t.heartbeat});
+    edge::DeviceRunnerOptions ro;
+    ro.device_id = d.id;
+    ro.device_index = i;
+    ro.poll = d.poll;
+    ro.backoff_initial = std::max(d.poll, std::chrono::milliseconds(200));
+    ro.seed = uplink_options.seed + i;
+    runners.push_back(std::make_unique<edge::DeviceRunner>(
+        ro, std::move(driver).value(), edge::ScanEngine(std::move(scan)), queue, uplink, clock,
+        log.Child(d.id), metrics));
+  }
+
+  http::HttpServer http;
+  http.Get("/metrics", [&metrics](const http::Request&) {
+    return http::Response{200, "text/plain; version=0.0.4; charset=utf-8",
+                          metrics.RenderPrometheus()};
+  });
+  http.Get("/health", [&uplink, &runners, &cfg](const http::Request&) {
+    std::string devices;
+    bool all_online = true;
+    for (size_t i = 0; i < runners.size(); ++i) {
+      const bool online = runners[i]->online();
+      all_online = all_online && online;
+      devices += fmt::format("{}\"{}\":\"{}\"", i ? "," : "", cfg.devices[i].id,
+                             online ? "online" : "offline");
+    }
+    const bool mqtt = uplink.connected();
+    return http::Response{
+        200, "application/json",
+        fmt::format("{{\"status\":\"{}\",\"mqtt_connected\":{},\"devices\":{{{}}}}}",
+                    mqtt && all_online ? "ok" : "degraded", mqtt, devices)};
+  });
+  if (Status s = http.Start(cfg.http_listen); !s.ok()) {
+    log.Error("http: {}", s.ToString());
+    return kExitRuntime;
+  }
+  log.Info("kiln-edge {} node {}/{}: {} devices, /health and /metrics on {}:{}", KILN_VERSION,
+           cfg.group_id, cfg.edge_node_id, cfg.devices.size(), cfg.http_listen.substr(0, cfg.http_listen.rfind(':')),
+           http.port());
+
+  uplink.Start();
+  for (auto& r : runners) r->Start();
+
+  // Watchdog: values not refreshed for 3 poll periods turn Uncertain.
+  std::chrono::milliseconds tick(1000);
+  for (const auto& d : cfg.devices) tick = std::min(tick, d.poll);
+  std::jthread watchdog([&runners, tick](std::stop_token stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      for (auto& r : runners) r->CheckStale();
+      std::unique_lock lock(m);
+      cv.wait_for(lock, stop, tick, [] { return false; });
+    }
+  });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log.Info("signal {}: stopping", sig);
+  watchdog.request_stop();
+  watchdog.join();
+  for (auto& r : runners) r->Stop();
+  uplink.Stop();
+  http.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln-edge: reads Modbus devices and publishes Sparkplug B 3.0 over MQTT"};
+  app.set_version_flag("--version", std::string("kiln-edge ") + KILN_VERSION);
+  std::string config;
+  std::string log_level;
+  app.add_option("-c,--config", config, "Edge configuration file (TOML)");
+  app.add_option("--log-level", log_level, "debug | info | warning | error (overrides [log])");
+  auto* check = app.add_subcommand("check", "Validate a configuration file and exit");
+  std::string check_config;
+  check->add_option("-c,--config", check_config, "Edge configuration file (TOML)")->required();
+  app.require_subcommand(0, 1);
+  CLI11_PARSE(app, argc, argv);
+  if (*check) return Check(check_config);
+  if (config.empty()) {
+    std::fprintf(stderr, "kiln-edge: --config FILE is required (see --help)\n");
+    return kExitConfig;
+  }
+  return Run(config, log_level);
+}

@@ -1,0 +1,204 @@
+#include "edge/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "contract/sparkplug/topic.h"
+#include "core/config.h"
+
+namespace kiln::edge {
+
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+void CheckId(const ConfigTable& table, std::string_view key, const std::optional<std::string>& id) {
+  if (!id) return;
+  Status s = sparkplug::ValidateId(*id, key);
+  if (!s.ok()) table.Error(key, s.message());
+}
+
+void ParseMqtt(const ConfigTable& t, EdgeConfig& cfg) {
+  t.RejectUnknownKeys({"url", "client_id", "keepalive_s", "username", "password", "ca_file",
+                       "cert_file", "key_file"});
+  if (auto url = t.RequireString("url")) {
+    cfg.mqtt_url = *url;
+    auto broker = mqtt::ParseBrokerUrl(*url);
+    if (broker.ok()) {
+      cfg.mqtt.broker = *broker;
+    } else {
+      t.Error("url", broker.status().message());
+    }
+  }
+  cfg.mqtt.client_id = t.GetString("client_id", "");
+  cfg.mqtt.keepalive_s = static_cast<int>(t.GetInt("keepalive_s", 30, 5, 3600));
+  cfg.mqtt.username = t.GetString("username", "");
+  cfg.mqtt.password = t.GetString("password", "");
+  cfg.mqtt.ca_file = t.GetString("ca_file", "");
+  cfg.mqtt.cert_file = t.GetString("cert_file", "");
+  cfg.mqtt.key_file = t.GetString("key_file", "");
+  if (cfg.mqtt.cert_file.empty() != cfg.mqtt.key_file.empty()) {
+    t.Error(cfg.mqtt.cert_file.empty() ? "key_file" : "cert_file",
+            "cert_file and key_file go together");
+  }
+  if (!cfg.mqtt.broker.tls && (!cfg.mqtt.ca_file.empty() || !cfg.mqtt.cert_file.empty())) {
+    t.Error("ca_file", "TLS files are set but the url is not mqtts://");
+  }
+}
+
+void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& next_id,
+               EdgeConfig& cfg) {
+  std::vector<std::string_view> known = {"name", "unit", "deadband", "heartbeat_s"};
+  for (auto k : drivers::modbus::ModbusTagKeys()) known.push_back(k);
+  std::map<std::string, std::string> lower_names;
+  std::set<std::string> names;
+  const auto tables = device.GetTableArray("tags");
+  if (tables.empty()) device.Error("tags", "a device needs at least one [[devices.tags]]");
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const ConfigTable& t = tables[i];
+    t.RejectUnknownKeys(known);
+    TagConfig tag;
+    tag.id = next_id++;
+    if (auto name = t.RequireString("name")) {
+      tag.name = *name;
+      if (name->empty()) t.Error("name", "must not be empty");
+      if (!names.insert(*name).second) {
+        t.Error("name", fmt::format("duplicate tag name '{}' in device '{}'", *name, dev.id));
+      } else if (auto [it, fresh] = lower_names.emplace(Lower(*name), *name); !fresh) {
+        cfg.warnings.push_back(fmt::format("{}: tags '{}' and '{}' of device '{}' differ only in case",
+                                           t.path(), it->second, *name, dev.id));
+      }
+    }
+    tag.unit = t.GetString("unit", "");
+    tag.deadband = t.GetDouble("deadband", 0.0);
+    if (tag.deadband < 0) t.Error("deadband", "must not be negative");
+    if (auto hb = t.GetDouble("heartbeat_s")) {
+      if (*hb <= 0) {
+        t.Error("heartbeat_s", "must be positive");
+      } else {
+        tag.heartbeat = std::chrono::milliseconds(static_cast<int64_t>(*hb * 1000));
+      }
+    }
+    dev.tags.push_back(std::move(tag));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
+  ConfigTable root = doc.root();
+  EdgeConfig cfg;
+  cfg.file = doc.file();
+  root.RejectUnknownKeys({"node", "mqtt", "http", "store", "queue", "log", "sparkplug", "devices"});
+
+  if (auto node = root.GetTable("node")) {
+    node->RejectUnknownKeys({"group_id", "edge_node_id"});
+    auto group = node->RequireString("group_id");
+    auto edge = node->RequireString("edge_node_id");
+    CheckId(*node, "group_id", group);
+    CheckId(*node, "edge_node_id", edge);
+    cfg.group_id = group.value_or("");
+    cfg.edge_node_id = edge.value_or("");
+  } else {
+    root.Error("node", "missing required table [node] with group_id and edge_node_id");
+  }
+  if (auto m = root.GetTable("mqtt")) {
+    ParseMqtt(*m, cfg);
+  } else {
+    root.Error("mqtt", "missing required table [mqtt] with url");
+  }
+  if (cfg.mqtt.client_id.empty()) {
+    cfg.mqtt.client_id = fmt::format("kiln-edge:{}:{}", cfg.group_id, cfg.edge_node_id);
+  }
+  if (auto h = root.GetTable("http")) {
+    h->RejectUnknownKeys({"listen"});
+    cfg.http_listen = h->GetString("listen", cfg.http_listen);
+  }
+  if (auto s = root.GetTable("store")) {
+    s->RejectUnknownKeys({"path"});
+    cfg.state_dir = s->GetString("path", "");
+  }
+  if (auto q = root.GetTable("queue")) {
+    q->RejectUnknownKeys({"max_samples"});
+    cfg.queue_max_samples = static_cast<size_t>(q->GetInt("max_samples", 100000, 1, 100000000));
+  }
+  if (auto sp = root.GetTable("sparkplug")) {
+    sp->RejectUnknownKeys({"max_metrics_per_message"});
+    cfg.max_metrics_per_message =
+        static_cast<size_t>(sp->GetInt("max_metrics_per_message", 1000, 1, 100000));
+  }
+  if (auto l = root.GetTable("log")) {
+    l->RejectUnknownKeys({"level"});
+    if (auto level = l->GetString("level"); level && !ParseLogLevel(*level, cfg.log_level)) {
+      l->Error("level", fmt::format("'{}' is not one of debug, info, warning, error", *level));
+    }
+  }
+
+  std::vector<std::string_view> device_keys = {"id", "driver", "poll_ms", "tags"};
+  for (auto k : drivers::modbus::ModbusDeviceKeys()) {
+    if (std::find(device_keys.begin(), device_keys.end(), k) == device_keys.end()) {
+      device_keys.push_back(k);
+    }
+  }
+  std::set<std::string> ids;
+  std::map<std::string, std::string> lower_ids;
+  contract::TagId next_id = 0;
+  for (const ConfigTable& d : root.GetTableArray("devices")) {
+    d.RejectUnknownKeys(device_keys);
+    DeviceConfig dev;
+    auto id = d.RequireString("id");
+    CheckId(d, "id", id);
+    dev.id = id.value_or("");
+    if (id && !ids.insert(*id).second) {
+      d.Error("id", fmt::format("duplicate device id '{}'", *id));
+    } else if (id) {
+      if (auto [it, fresh] = lower_ids.emplace(Lower(*id), *id); !fresh) {
+        cfg.warnings.push_back(
+            fmt::format("devices '{}' and '{}' differ only in case", it->second, *id));
+      }
+    }
+    dev.poll = std::chrono::milliseconds(d.GetInt("poll_ms", 1000, 10, 86400000));
+    auto driver = d.RequireString("driver");
+    dev.driver = driver.value_or("");
+    if (driver && *driver != "modbus-tcp" && *driver != "modbus-rtu") {
+      d.Error("driver", fmt::format("unknown driver '{}' (modbus-tcp, modbus-rtu)", *driver));
+    }
+    ParseTags(d, dev, next_id, cfg);
+    if (driver && (*driver == "modbus-tcp" || *driver == "modbus-rtu")) {
+      dev.modbus = drivers::modbus::ParseModbusDevice(d);
+      // The Modbus parser reads the same tags in the same order.
+      for (size_t i = 0; i < dev.tags.size() && i < dev.modbus.tags.size(); ++i) {
+        dev.modbus.tags[i].id = dev.tags[i].id;
+        dev.tags[i].type = drivers::modbus::PublishedType(dev.modbus.tags[i]);
+      }
+    }
+    cfg.devices.push_back(std::move(dev));
+  }
+  KILN_RETURN_IF_ERROR(doc.ToStatus());
+  return cfg;
+}
+
+}  // namespace
+
+Result<EdgeConfig> ParseEdgeConfig(std::string_view text, const std::string& file_name) {
+  KILN_ASSIGN_OR_RETURN(auto doc, ConfigDocument::Parse(text, file_name));
+  return FromDocument(*doc);
+}
+
+Result<EdgeConfig> LoadEdgeConfig(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(auto doc, ConfigDocument::Load(path));
+  return FromDocument(*doc);
+}
+
+}  // namespace kiln::edge

@@ -1,0 +1,56 @@
+#pragma once
+// The kiln-edge configuration (TOML, see docs/CONFIGURATION.md) and its loader, which
+// reports every error with file, line and key.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "contract/sample.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "drivers/modbus/modbus_config.h"
+#include "mqtt/client.h"
+
+namespace kiln::edge {
+
+struct TagConfig {
+  contract::TagId id = 0;  // assigned in file order across all devices
+  std::string name;
+  std::string unit;
+  double deadband = 0;
+  std::optional<std::chrono::milliseconds> heartbeat;
+  contract::ValueType type = contract::ValueType::kDouble;  // published type
+};
+
+struct DeviceConfig {
+  std::string id;
+  std::string driver;  // "modbus-tcp" | "modbus-rtu"
+  std::chrono::milliseconds poll{1000};
+  std::vector<TagConfig> tags;
+  drivers::modbus::ModbusDeviceConfig modbus;
+};
+
+struct EdgeConfig {
+  std::string file;
+  std::string group_id;
+  std::string edge_node_id;
+  std::string mqtt_url;
+  mqtt::ClientOptions mqtt;
+  std::string http_listen = "127.0.0.1:9102";
+  std::string state_dir;  // [store] path; empty: nothing persisted
+  size_t queue_max_samples = 100000;
+  size_t max_metrics_per_message = 1000;
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<DeviceConfig> devices;
+  std::vector<std::string> warnings;  // suspicious but accepted (e.g. names differing in case)
+};
+
+// Loads and validates a config file. Errors: NotFound when unreadable; InvalidArgument
+// listing every problem, one per line, as "file:line:column: key: message".
+Result<EdgeConfig> LoadEdgeConfig(const std::string& path);
+Result<EdgeConfig> ParseEdgeConfig(std::string_view text, const std::string& file_name);
+
+}  // namespace kiln::edge

@@ -1,0 +1,140 @@
+#include "edge/device_runner.h"
+
+#include <algorithm>
+#include <condition_variable>
+
+namespace kiln::edge {
+
+using contract::Sample;
+
+DeviceRunner::DeviceRunner(DeviceRunnerOptions options, std::unique_ptr<drivers::Driver> driver,
+                           ScanEngine engine, queue::SampleQueue& queue,
+                           DeviceStatusSink& status, const Clock& clock, Logger log,
+                           MetricsRegistry& metrics)
+    : options_(std::move(options)),
+      driver_(std::move(driver)),
+      queue_(queue),
+      status_(status),
+      clock_(clock),
+      log_(std::move(log)),
+      engine_(std::move(engine)),
+      backoff_(options_.backoff_initial, options_.backoff_max, options_.seed),
+      log_limiter_(clock, std::chrono::seconds(60), 1),
+      polls_(metrics.GetCounter("kiln_edge_device_polls_total", "Polls of a device",
+                                {{"device", options_.device_id}})),
+      poll_failures_(metrics.GetCounter("kiln_edge_device_poll_failures_total",
+                                        "Polls that found the device unreachable",
+                                        {{"device", options_.device_id}})),
+      samples_(metrics.GetCounter("kiln_edge_samples_total",
+                                  "Samples passed by report-by-exception",
+                                  {{"device", options_.device_id}})),
+      requests_(metrics.GetCounter("kiln_edge_device_requests_total",
+                                   "Requests sent to the device (e.g. Modbus reads)",
+                                   {{"device", options_.device_id}})),
+      online_gauge_(metrics.GetGauge("kiln_edge_device_online", "1 when the device answers",
+                                     {{"device", options_.device_id}})) {}
+
+DeviceRunner::~DeviceRunner() { Stop(); }
+
+void DeviceRunner::Start() {
+  if (thread_.joinable()) return;
+  thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
+}
+
+void DeviceRunner::Stop() {
+  if (!thread_.joinable()) return;
+  thread_.request_stop();
+  thread_.join();
+}
+
+bool DeviceRunner::online() const {
+  MutexLock lock(mu_);
+  return online_;
+}
+
+std::chrono::milliseconds DeviceRunner::RunOnce() {
+  polls_.Increment();
+  auto result = driver_->ReadAll();
+  const uint64_t requests = driver_->requests_sent();
+  requests_.Increment(requests - requests_seen_);
+  requests_seen_ = requests;
+  const MonoTime now = clock_.Monotonic();
+  std::vector<Sample> out;
+  bool went_online = false;
+  bool went_offline = false;
+  std::chrono::milliseconds wait = options_.poll;
+  if (result.ok()) {
+    backoff_.Reset();
+    MutexLock lock(mu_);
+    for (const Sample& s : *result) {
+      if (engine_.Filter(s, now)) out.push_back(s);
+    }
+    last_good_ = now;
+    stale_ = false;
+    went_online = !online_;
+    online_ = true;
+  } else {
+    wait = backoff_.Next();
+    poll_failures_.Increment();
+    driver_->Disconnect();
+    const auto quality = result.status().code() == StatusCode::kDeadlineExceeded
+                             ? contract::status::kBadTimeout
+                             : contract::status::kBadNoCommunication;
+    KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, options_.device_id,
+                          "device {} unreachable (attempt {}): {}", options_.device_id,
+                          backoff_.failures(), result.status().ToString());
+    MutexLock lock(mu_);
+    out = engine_.MarkAll(quality, clock_.Now(), now);
+    went_offline = online_;
+    online_ = false;
+  }
+  if (!out.empty()) {
+    samples_.Increment(out.size());
+    Status s = queue_.Push(out);
+    if (!s.ok()) log_.Error("device {}: queue refused {} samples: {}", options_.device_id,
+                            out.size(), s.ToString());
+  }
+  // Status after the samples, so the publisher sees the Bad values before the DDEATH.
+  if (went_online) {
+    log_.Info("device {} online", options_.device_id);
+    online_gauge_.Set(1);
+    status_.OnDeviceStatus(options_.device_index, true);
+  }
+  if (went_offline) {
+    log_.Warn("device {} offline: {}", options_.device_id, result.status().ToString());
+    online_gauge_.Set(0);
+    status_.OnDeviceStatus(options_.device_index, false);
+  }
+  return wait;
+}
+
+void DeviceRunner::CheckStale() {
+  const MonoTime now = clock_.Monotonic();
+  std::vector<Sample> out;
+  {
+    MutexLock lock(mu_);
+    if (!online_ || stale_ || now - last_good_ <= 3 * options_.poll) return;
+    stale_ = true;
+    out = engine_.MarkStale(contract::status::kUncertainLastUsableValue, clock_.Now(), now);
+  }
+  if (out.empty()) return;
+  samples_.Increment(out.size());
+  queue_.Push(out).IgnoreError();  // the memory queue never fails; a durable one logs itself
+}
+
+void DeviceRunner::Loop(std::stop_token stop) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  // Fixed-rate polling: the next poll is due one period after the previous one started.
+  MonoTime next = clock_.Monotonic();
+  while (!stop.stop_requested()) {
+    const MonoTime started = clock_.Monotonic();
+    const auto wait = RunOnce();
+    next = backoff_.failures() == 0 ? std::max(next + wait, started) : clock_.Monotonic() + wait;
+    std::unique_lock lock(m);
+    cv.wait_until(lock, stop, next, [] { return false; });
+  }
+  driver_->Disconnect();
+}
+
+}  // namespace kiln::edge

@@ -1,0 +1,262 @@
+#include "edge/edge_node.h"
+
+#include <fmt/format.h>
+
+#include "core/check.h"
+
+namespace kiln::edge {
+
+using contract::Quality;
+using contract::Sample;
+using contract::Value;
+using sparkplug::DataType;
+using sparkplug::MessageType;
+
+namespace {
+constexpr std::string_view kBdSeq = "bdSeq";
+constexpr std::string_view kRebirth = "Node Control/Rebirth";
+}  // namespace
+
+struct EdgeNode::TagState {
+  NodeTag info;
+  DataType datatype = DataType::kUnknown;
+  uint64_t alias = 0;
+  Value value;  // null until the first sample
+  Quality quality = contract::status::kBadWaitingForInitialData;
+  Timestamp time;
+  bool known = false;
+};
+
+struct EdgeNode::DeviceState {
+  std::string id;
+  std::vector<contract::TagId> tags;
+  bool online = false;
+};
+
+EdgeNode::EdgeNode(EdgeNodeOptions options, std::vector<NodeDevice> devices, const Clock& clock,
+                   uint64_t initial_bd_seq)
+    : options_(std::move(options)), clock_(clock), bd_seq_(initial_bd_seq % 256) {
+  KILN_CHECK(options_.max_metrics_per_message > 0);
+  contract::TagId max_id = 0;
+  for (const auto& d : devices) {
+    for (const auto& t : d.tags) max_id = std::max(max_id, t.id);
+  }
+  tags_.resize(static_cast<size_t>(max_id) + 1);
+  tag_device_.assign(static_cast<size_t>(max_id) + 1, -1);
+  for (size_t i = 0; i < devices.size(); ++i) {
+    DeviceState ds;
+    ds.id = devices[i].id;
+    for (auto& t : devices[i].tags) {
+      KILN_CHECK(tag_device_[t.id] == -1) << "duplicate tag id " << t.id;
+      tag_device_[t.id] = static_cast<int32_t>(i);
+      TagState& ts = tags_[t.id];
+      ts.datatype = sparkplug::DataTypeFor(t.type);
+      ts.alias = static_cast<uint64_t>(t.id) + 1;  // aliases are unique across the node
+      ts.info = std::move(t);
+      ts.known = true;
+      ds.tags.push_back(ts.info.id);
+    }
+    devices_.push_back(std::move(ds));
+  }
+}
+
+EdgeNode::~EdgeNode() = default;
+
+Message EdgeNode::Build(MessageType type, const std::string& device_id,
+                        sparkplug::Payload& payload, bool with_seq) {
+  Message m;
+  m.type = type;
+  m.topic = sparkplug::BuildTopic(
+      {type, options_.group_id, options_.edge_node_id, device_id, std::string()});
+  payload.timestamp = static_cast<uint64_t>(ToEpochMillis(clock_.Now()));
+  if (with_seq) {
+    payload.seq = seq_;
+    seq_ = (seq_ + 1) % 256;
+  }
+  // Values come from our own typed state, so encoding cannot fail.
+  Status s = encoder_.Encode(payload, m.payload);
+  KILN_CHECK(s.ok()) << s.ToString();
+  ++stats_.messages;
+  return m;
+}
+
+Message EdgeNode::BeginSession() {
+  if (!first_session_) bd_seq_ = (bd_seq_ + 1) % 256;
+  first_session_ = false;
+  in_session_ = true;
+  births_sent_ = false;
+  Message will = Death();
+  --stats_.messages;  // a Will is not published by us
+  will.qos = 1;
+  return will;
+}
+
+void EdgeNode::EndSession() {
+  in_session_ = false;
+  births_sent_ = false;
+}
+
+Message EdgeNode::Death() {
+  sparkplug::Payload p;
+  sparkplug::Metric bd;
+  bd.name = std::string(kBdSeq);
+  bd.datatype = DataType::kInt64;
+  bd.value = Value(static_cast<int64_t>(bd_seq_));
+  p.metrics.push_back(std::move(bd));
+  Message m = Build(MessageType::kNDeath, std::string(), p, /*with_seq=*/false);
+  m.qos = 1;
+  return m;
+}
+
+std::vector<std::string> EdgeNode::CommandTopics() const {
+  std::vector<std::string> out;
+  out.push_back(sparkplug::BuildTopic(
+      {MessageType::kNCmd, options_.group_id, options_.edge_node_id, "", ""}));
+  for (const auto& d : devices_) {
+    out.push_back(sparkplug::BuildTopic(
+        {MessageType::kDCmd, options_.group_id, options_.edge_node_id, d.id, ""}));
+  }
+  return out;
+}
+
+sparkplug::Metric EdgeNode::BirthMetric(const TagState& tag) const {
+  sparkplug::Metric m;
+  m.name = tag.info.name;
+  m.alias = tag.alias;
+  m.datatype = tag.datatype;
+  m.timestamp = static_cast<uint64_t>(
+      ToEpochMillis(tag.value.is_null() && tag.time == Timestamp() ? clock_.Now() : tag.time));
+  if (tag.value.is_null()) {
+    m.is_null = true;
+  } else {
+    m.value = tag.value;
+  }
+  if (!tag.info.unit.empty()) m.unit = tag.info.unit;
+  sparkplug::SetQuality(m, tag.quality);
+  return m;
+}
+
+void EdgeNode::Births(std::vector<Message>& out) {
+  KILN_CHECK(in_session_);
+  seq_ = 0;
+  sparkplug::Payload p;
+  const uint64_t now = static_cast<uint64_t>(ToEpochMillis(clock_.Now()));
+  sparkplug::Metric bd;
+  bd.name = std::string(kBdSeq);
+  bd.datatype = DataType::kInt64;
+  bd.timestamp = now;
+  bd.value = Value(static_cast<int64_t>(bd_seq_));
+  p.metrics.push_back(std::move(bd));
+  sparkplug::Metric rebirth;
+  rebirth.name = std::string(kRebirth);
+  rebirth.datatype = DataType::kBoolean;
+  rebirth.timestamp = now;
+  rebirth.value = Value(false);
+  p.metrics.push_back(std::move(rebirth));
+  out.push_back(Build(MessageType::kNBirth, std::string(), p, /*with_seq=*/true));
+  births_sent_ = true;
+  for (auto& d : devices_) {
+    if (d.online) DeviceBirth(d, out);
+  }
+}
+
+void EdgeNode::DeviceBirth(DeviceState& device, std::vector<Message>& out) {
+  sparkplug::Payload p;
+  p.metrics.reserve(device.tags.size());
+  for (contract::TagId id : device.tags) p.metrics.push_back(BirthMetric(tags_[id]));
+  out.push_back(Build(MessageType::kDBirth, device.id, p, /*with_seq=*/true));
+}
+
+void EdgeNode::SetDeviceOnline(size_t device, bool online, std::vector<Message>& out) {
+  KILN_CHECK(device < devices_.size());
+  DeviceState& d = devices_[device];
+  if (d.online == online) return;
+  d.online = online;
+  if (!in_session_ || !births_sent_) return;
+  if (online) {
+    DeviceBirth(d, out);
+  } else {
+    sparkplug::Payload p;
+    out.push_back(Build(MessageType::kDDeath, d.id, p, /*with_seq=*/true));
+  }
+}
+
+bool EdgeNode::device_online(size_t device) const {
+  return device < devices_.size() && devices_[device].online;
+}
+
+void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out) {
+  const bool publish = in_session_ && births_sent_;
+  // One pending DDATA per device, flushed when full and at the end, so per-device order holds.
+  std::vector<sparkplug::Payload> pending(devices_.size());
+  auto flush = [&](size_t dev) {
+    if (pending[dev].metrics.empty()) return;
+    stats_.metrics += pending[dev].metrics.size();
+    out.push_back(Build(MessageType::kDData, devices_[dev].id, pending[dev], /*with_seq=*/true));
+    pending[dev].metrics.clear();
+  };
+  for (const Sample& s : samples) {
+    if (s.tag >= tags_.size() || tag_device_[s.tag] < 0) continue;
+    TagState& ts = tags_[s.tag];
+    const auto dev = static_cast<size_t>(tag_device_[s.tag]);
+    ts.value = s.value;
+    if (!ts.value.is_null() && ts.value.type() != ts.info.type) {
+      // A driver produced another type than declared: convert rather than break the birth.
+      ts.value = ts.value.AsDouble() ? Value::FromDouble(*ts.value.AsDouble(), ts.info.type)
+                                     : Value();
+    }
+    ts.quality = s.quality;
+    ts.time = s.source_time;
+    if (!publish || !devices_[dev].online) continue;
+    sparkplug::Metric m;
+    m.alias = ts.alias;
+    m.timestamp = static_cast<uint64_t>(ToEpochMillis(s.source_time));
+    m.datatype = ts.datatype;
+    if (ts.value.is_null()) {
+      m.is_null = true;
+    } else {
+      m.value = ts.value;
+    }
+    sparkplug::SetQuality(m, ts.quality);
+    pending[dev].metrics.push_back(std::move(m));
+    if (pending[dev].metrics.size() >= options_.max_metrics_per_message) flush(dev);
+  }
+  for (size_t d = 0; d < pending.size(); ++d) flush(d);
+}
+
+Status EdgeNode::OnMessage(std::string_view topic, std::string_view payload,
+                           std::vector<Message>& out) {
+  auto t = sparkplug::ParseTopic(topic);
+  if (!t.ok()) {
+    ++stats_.bad_commands;
+    return t.status();
+  }
+  if (t->type != MessageType::kNCmd || t->group_id != options_.group_id ||
+      t->edge_node_id != options_.edge_node_id) {
+    ++stats_.bad_commands;
+    return InvalidArgumentError(
+        fmt::format("{}: {} is not supported yet", topic, sparkplug::MessageTypeName(t->type)));
+  }
+  auto p = decoder_.Decode(payload);
+  if (!p.ok()) {
+    ++stats_.bad_commands;
+    return p.status().WithContext(topic);
+  }
+  bool rebirth = false;
+  for (const auto& m : p->metrics) {
+    if (m.name && *m.name == kRebirth) {
+      if (const bool* b = m.value.get_if<bool>(); b && *b) rebirth = true;
+    } else {
+      ++stats_.bad_commands;
+      return InvalidArgumentError(fmt::format("{}: unsupported node command '{}'", topic,
+                                              m.name.value_or("<alias>")));
+    }
+  }
+  if (rebirth && in_session_) {
+    ++stats_.rebirths;
+    Births(out);
+  }
+  return OkStatus();
+}
+
+}  // namespace kiln::edge

@@ -1,0 +1,216 @@
+#include "edge/edge_node.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "testing/status_matchers.h"
+
+namespace kiln::edge {
+namespace {
+
+using contract::Sample;
+using contract::Value;
+using contract::ValueType;
+using ::kiln::testing::IsOk;
+using ::kiln::testing::StatusIs;
+using sparkplug::DataType;
+using sparkplug::MessageType;
+
+class EdgeNodeTest : public ::testing::Test {
+ protected:
+  EdgeNodeTest()
+      : node_({"Plant1", "gw-01", 1000},
+              {NodeDevice{"press-3",
+                          {NodeTag{0, "Temperature", ValueType::kFloat, "degC"},
+                           NodeTag{1, "Running", ValueType::kBool, ""}}},
+               NodeDevice{"oven-1", {NodeTag{2, "Pressure", ValueType::kDouble, "bar"}}}},
+              clock_, 5) {}
+
+  sparkplug::Payload Decode(const Message& m) {
+    auto p = decoder_.Decode(m.payload);
+    EXPECT_THAT(p, IsOk());
+    return p.ok() ? *p : sparkplug::Payload{};
+  }
+
+  Sample At(contract::TagId tag, Value v, contract::Quality q = contract::status::kGood) {
+    return Sample{tag, std::move(v), q, clock_.Now()};
+  }
+
+  FakeClock clock_;
+  EdgeNode node_;
+  sparkplug::Decoder decoder_;
+  std::vector<Message> out_;
+};
+
+TEST_F(EdgeNodeTest, WillIsNDeathWithBdSeqAndNoSeq) {
+  Message will = node_.BeginSession();
+  EXPECT_EQ(will.topic, "spBv1.0/Plant1/NDEATH/gw-01");
+  EXPECT_EQ(will.qos, 1);
+  EXPECT_FALSE(will.retain);
+  auto p = Decode(will);
+  EXPECT_FALSE(p.seq.has_value());
+  ASSERT_EQ(p.metrics.size(), 1u);
+  EXPECT_EQ(p.metrics[0].name, "bdSeq");
+  EXPECT_EQ(p.metrics[0].datatype, DataType::kInt64);
+  EXPECT_EQ(p.metrics[0].value, Value(int64_t{5}));
+}
+
+TEST_F(EdgeNodeTest, BdSeqAdvancesPerSessionAndWraps) {
+  node_.BeginSession();
+  EXPECT_EQ(node_.bd_seq(), 5u);
+  node_.EndSession();
+  node_.BeginSession();
+  EXPECT_EQ(node_.bd_seq(), 6u);
+  EdgeNode wrap({"G", "E", 10}, {}, clock_, 255);
+  wrap.BeginSession();
+  wrap.EndSession();
+  wrap.BeginSession();
+  EXPECT_EQ(wrap.bd_seq(), 0u);
+}
+
+TEST_F(EdgeNodeTest, BirthsDeclareEveryMetricOfOnlineDevices) {
+  node_.Data(std::vector<Sample>{At(0, Value(21.5f)), At(1, Value(true))}, out_);
+  node_.SetDeviceOnline(0, true, out_);
+  EXPECT_TRUE(out_.empty());  // not in a session yet
+  node_.BeginSession();
+  node_.Births(out_);
+  ASSERT_EQ(out_.size(), 2u);  // oven-1 is offline: no DBIRTH
+  EXPECT_EQ(out_[0].topic, "spBv1.0/Plant1/NBIRTH/gw-01");
+  EXPECT_EQ(out_[0].qos, 0);
+  auto nbirth = Decode(out_[0]);
+  EXPECT_EQ(nbirth.seq, 0u);
+  ASSERT_EQ(nbirth.metrics.size(), 2u);
+  EXPECT_EQ(nbirth.metrics[0].name, "bdSeq");
+  EXPECT_EQ(nbirth.metrics[0].value, Value(int64_t{5}));
+  EXPECT_EQ(nbirth.metrics[1].name, "Node Control/Rebirth");
+  EXPECT_EQ(nbirth.metrics[1].datatype, DataType::kBoolean);
+  EXPECT_EQ(nbirth.metrics[1].value, Value(false));
+  EXPECT_FALSE(nbirth.metrics[1].alias.has_value());
+
+  EXPECT_EQ(out_[1].topic, "spBv1.0/Plant1/DBIRTH/gw-01/press-3");
+  auto dbirth = Decode(out_[1]);
+  EXPECT_EQ(dbirth.seq, 1u);
+  ASSERT_EQ(dbirth.metrics.size(), 2u);
+  EXPECT_EQ(dbirth.metrics[0].name, "Temperature");
+  EXPECT_EQ(dbirth.metrics[0].alias, 1u);
+  EXPECT_EQ(dbirth.metrics[0].datatype, DataType::kFloat);
+  EXPECT_EQ(dbirth.metrics[0].value, Value(21.5f));
+  EXPECT_EQ(dbirth.metrics[0].unit, "degC");
+  EXPECT_EQ(dbirth.metrics[1].datatype, DataType::kBoolean);
+}
+
+TEST_F(EdgeNodeTest, DataGoesByAliasWithQualityProperties) {
+  node_.SetDeviceOnline(0, true, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  out_.clear();
+  node_.Data(std::vector<Sample>{At(0, Value(22.0f)),
+                                 At(1, Value(), contract::status::kBadNodeIdUnknown)},
+             out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].topic, "spBv1.0/Plant1/DDATA/gw-01/press-3");
+  auto p = Decode(out_[0]);
+  EXPECT_EQ(p.seq, 2u);
+  ASSERT_EQ(p.metrics.size(), 2u);
+  EXPECT_FALSE(p.metrics[0].name.has_value());
+  EXPECT_EQ(p.metrics[0].alias, 1u);
+  EXPECT_EQ(p.metrics[0].value, Value(22.0f));
+  EXPECT_TRUE(p.metrics[0].properties.empty());
+  EXPECT_TRUE(p.metrics[1].is_null);
+  EXPECT_EQ(sparkplug::QualityOf(p.metrics[1]), contract::status::kBadNodeIdUnknown);
+  ASSERT_EQ(p.metrics[1].properties.size(), 2u);
+  EXPECT_EQ(p.metrics[1].properties[0].key, "Quality");
+  EXPECT_EQ(p.metrics[1].properties[0].value, Value(int32_t{0}));
+}
+
+TEST_F(EdgeNodeTest, OfflineDeviceDataOnlyUpdatesStateAndDeathHasSeq) {
+  node_.SetDeviceOnline(0, true, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  out_.clear();
+  node_.SetDeviceOnline(0, false, out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].topic, "spBv1.0/Plant1/DDEATH/gw-01/press-3");
+  EXPECT_EQ(Decode(out_[0]).seq, 2u);
+  out_.clear();
+  node_.Data(std::vector<Sample>{At(0, Value(30.0f))}, out_);
+  EXPECT_TRUE(out_.empty());
+  node_.SetDeviceOnline(0, true, out_);
+  ASSERT_EQ(out_.size(), 1u);
+  auto p = Decode(out_[0]);
+  EXPECT_EQ(out_[0].type, MessageType::kDBirth);
+  EXPECT_EQ(p.metrics[0].value, Value(30.0f));
+}
+
+TEST_F(EdgeNodeTest, SeqWrapsAfter255AcrossDeviceMessages) {
+  node_.SetDeviceOnline(0, true, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  out_.clear();
+  node_.SetSeqForTest(255);
+  node_.Data(std::vector<Sample>{At(0, Value(1.0f))}, out_);
+  node_.Data(std::vector<Sample>{At(0, Value(2.0f))}, out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(Decode(out_[0]).seq, 255u);
+  EXPECT_EQ(Decode(out_[1]).seq, 0u);
+}
+
+TEST_F(EdgeNodeTest, SplitsLargeBatches) {
+  EdgeNode node({"G", "E", 2}, {NodeDevice{"d", {NodeTag{0, "a", ValueType::kDouble, ""}}}},
+                clock_);
+  node.SetDeviceOnline(0, true, out_);
+  node.BeginSession();
+  node.Births(out_);
+  out_.clear();
+  std::vector<Sample> samples;
+  for (int i = 0; i < 5; ++i) samples.push_back(At(0, Value(double(i))));
+  node.Data(samples, out_);
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_EQ(Decode(out_[2]).metrics.size(), 1u);
+  EXPECT_EQ(node.stats().metrics, 5u);
+}
+
+TEST_F(EdgeNodeTest, RebirthCommandRepublishesBirthsWithSameBdSeq) {
+  node_.SetDeviceOnline(1, true, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  node_.Data(std::vector<Sample>{At(2, Value(1.5))}, out_);
+  out_.clear();
+  sparkplug::Payload cmd;
+  cmd.timestamp = 1;
+  sparkplug::Metric m;
+  m.name = "Node Control/Rebirth";
+  m.datatype = DataType::kBoolean;
+  m.value = Value(true);
+  cmd.metrics.push_back(m);
+  sparkplug::Encoder enc;
+  std::string bytes;
+  ASSERT_THAT(enc.Encode(cmd, bytes), IsOk());
+  ASSERT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", bytes, out_), IsOk());
+  ASSERT_EQ(out_.size(), 2u);
+  auto nbirth = Decode(out_[0]);
+  EXPECT_EQ(nbirth.seq, 0u);
+  EXPECT_EQ(nbirth.metrics[0].value, Value(int64_t{5}));
+  auto dbirth = Decode(out_[1]);
+  EXPECT_EQ(out_[1].topic, "spBv1.0/Plant1/DBIRTH/gw-01/oven-1");
+  EXPECT_EQ(dbirth.metrics[0].value, Value(1.5));
+  EXPECT_EQ(node_.stats().rebirths, 1u);
+}
+
+TEST_F(EdgeNodeTest, GarbageCommandIsCountedNotFatal) {
+  node_.BeginSession();
+  EXPECT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", "\xff\xff\xff", out_),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(node_.OnMessage("nonsense", "", out_), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ(node_.stats().bad_commands, 2u);
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(EdgeNodeTest, CommandTopicsCoverNodeAndDevices) {
+  EXPECT_THAT(node_.CommandTopics(),
+              ::testing::ElementsAre("spBv1.0/Plant1/NCMD/gw-01", "spBv1.0/Plant1/DCMD/gw-01/press-3",
+                                     "spBv1.0/Plant1/DCMD/gw-01/oven-1"));
+}
+
+}  // namespace
+}  // namespace kiln::edge

@@ -1,0 +1,251 @@
+#include "edge/uplink.h"
+
+#include <algorithm>
+
+namespace kiln::edge {
+
+namespace {
+constexpr auto kIdleWait = std::chrono::milliseconds(100);
+constexpr auto kDeathAckWait = std::chrono::seconds(2);
+}  // namespace
+
+Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
+               const Clock& clock, Logger log, MetricsRegistry& metrics)
+    : options_(std::move(options)),
+      node_(node),
+      queue_(queue),
+      clock_(clock),
+      log_(std::move(log)),
+      backoff_(options_.reconnect_initial, options_.reconnect_max, options_.seed),
+      log_limiter_(clock, std::chrono::seconds(30), 1),
+      published_messages_(metrics.GetCounter("kiln_edge_mqtt_messages_total",
+                                             "Sparkplug messages published")),
+      published_samples_(metrics.GetCounter("kiln_edge_published_samples_total",
+                                            "Samples published in DDATA")),
+      connects_(metrics.GetCounter("kiln_edge_mqtt_connects_total",
+                                   "MQTT sessions established")),
+      bad_commands_(metrics.GetCounter("kiln_edge_bad_commands_total",
+                                       "Commands that were malformed or unsupported")),
+      connected_gauge_(metrics.GetGauge("kiln_edge_mqtt_connected", "1 while connected")) {}
+
+Uplink::~Uplink() { Stop(); }
+
+void Uplink::Start() {
+  if (thread_.joinable()) return;
+  thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
+}
+
+void Uplink::Stop() {
+  if (!thread_.joinable()) return;
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  thread_.request_stop();
+  queue_.Wake();
+  cv_.NotifyAll();
+  thread_.join();
+}
+
+bool Uplink::connected() const {
+  MutexLock lock(mu_);
+  return connected_;
+}
+
+void Uplink::OnDeviceStatus(size_t device_index, bool online) {
+  {
+    MutexLock lock(mu_);
+    device_events_.push_back(DeviceEvent{device_index, online});
+  }
+  queue_.Wake();
+  cv_.NotifyAll();
+}
+
+void Uplink::Connect() {
+  const uint64_t generation = ++generation_;
+  mqtt::WillMessage will;
+  Message death = node_.BeginSession();
+  will.topic = death.topic;
+  will.payload = std::move(death.payload);
+  will.qos = 1;
+  will.retain = false;
+  if (options_.on_new_session) options_.on_new_session(node_.bd_seq());
+  auto client = mqtt::MqttClient::Connect(options_.mqtt, will, [this, generation](mqtt::Event e) {
+    {
+      MutexLock lock(mu_);
+      mqtt_events_.push_back(ClientEvent{generation, std::move(e)});
+    }
+    queue_.Wake();
+    cv_.NotifyAll();
+  });
+  if (!client.ok()) {
+    Lost(client.status().ToString());
+    return;
+  }
+  client_ = std::move(client).value();
+  log_.Debug("connecting to {}:{} (bdSeq {})", options_.mqtt.broker.host,
+             options_.mqtt.broker.port, node_.bd_seq());
+}
+
+void Uplink::Lost(const std::string& why) {
+  const bool was_up = session_up_;
+  client_.reset();  // joins the network thread: no more events from this client
+  node_.EndSession();
+  session_up_ = false;
+  {
+    MutexLock lock(mu_);
+    connected_ = false;
+  }
+  connected_gauge_.Set(0);
+  const auto delay = backoff_.Next();
+  next_connect_ = clock_.Monotonic() + delay;
+  if (was_up) {
+    log_.Warn("MQTT connection to {}:{} lost: {}; reconnecting", options_.mqtt.broker.host,
+              options_.mqtt.broker.port, why);
+  } else {
+    KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, "connect",
+                          "cannot connect to MQTT broker {}:{}: {}; retrying in {} ms",
+                          options_.mqtt.broker.host, options_.mqtt.broker.port, why,
+                          delay.count());
+  }
+}
+
+bool Uplink::Publish(std::vector<Message>& messages) {
+  for (auto& m : messages) {
+    if (!client_) break;
+    auto r = client_->Publish(m.topic, m.payload, m.qos, m.retain);
+    if (!r.ok()) {
+      messages.clear();
+      Lost(r.status().ToString());
+      return false;
+    }
+    published_messages_.Increment();
+  }
+  messages.clear();
+  return client_ != nullptr;
+}
+
+void Uplink::HandleEvent(mqtt::Event& e) {
+  switch (e.kind) {
+    case mqtt::Event::Kind::kConnected: {
+      for (const auto& topic : node_.CommandTopics()) {
+        Status s = client_->Subscribe(topic, 1);
+        if (!s.ok()) {
+          Lost(s.ToString());
+          return;
+        }
+      }
+      node_.Births(out_);
+      if (!Publish(out_)) return;
+      session_up_ = true;
+      backoff_.Reset();
+      {
+        MutexLock lock(mu_);
+        connected_ = true;
+      }
+      connected_gauge_.Set(1);
+      connects_.Increment();
+      // What was read but not acknowledged before the loss goes out again, after the births.
+      queue_.Rewind();
+      log_.Info("connected to {}:{} as {} (bdSeq {})", options_.mqtt.broker.host,
+                options_.mqtt.broker.port, options_.mqtt.client_id, node_.bd_seq());
+      break;
+    }
+    case mqtt::Event::Kind::kConnectFailed:
+      Lost("broker refused the connection: " + e.detail);
+      break;
+    case mqtt::Event::Kind::kDisconnected:
+      Lost(e.detail);
+      break;
+    case mqtt::Event::Kind::kMessage: {
+      const uint64_t rebirths = node_.stats().rebirths;
+      Status s = node_.OnMessage(e.topic, e.payload, out_);
+      if (!s.ok()) {
+        bad_commands_.Increment();
+        KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, e.topic,
+                              "ignored command: {}", s.ToString());
+      }
+      if (node_.stats().rebirths != rebirths) log_.Info("rebirth requested");
+      Publish(out_);
+      break;
+    }
+    case mqtt::Event::Kind::kPublished:
+      break;
+  }
+}
+
+void Uplink::Loop(std::stop_token stop) {
+  next_connect_ = clock_.Monotonic();
+  while (!stop.stop_requested()) {
+    if (!client_ && clock_.Monotonic() >= next_connect_) Connect();
+
+    std::deque<ClientEvent> events;
+    std::vector<DeviceEvent> devices;
+    {
+      MutexLock lock(mu_);
+      events.swap(mqtt_events_);
+      devices.swap(device_events_);
+    }
+    for (auto& ce : events) {
+      if (ce.generation == generation_ && client_) HandleEvent(ce.event);
+    }
+
+    if (session_up_) {
+      queue::SampleBatch batch =
+          queue_.Read(options_.max_batch, clock_.Monotonic() + kIdleWait);
+      if (!batch.samples.empty()) {
+        node_.Data(batch.samples, out_);
+        if (Publish(out_)) {
+          queue_.Ack(batch.first_id + batch.samples.size() - 1);
+          published_samples_.Increment(batch.samples.size());
+        }
+      }
+    } else if (devices.empty()) {
+      const MonoTime until =
+          client_ ? clock_.Monotonic() + kIdleWait : std::max(next_connect_, clock_.Monotonic());
+      MutexLock lock(mu_);
+      cv_.WaitUntil(lock, until, [&]() KILN_REQUIRES(mu_) {
+        return stopping_ || !mqtt_events_.empty() || !device_events_.empty();
+      });
+    }
+
+    // Device status after the samples taken above, which were queued before it.
+    for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
+    if (session_up_) {
+      Publish(out_);
+    } else {
+      out_.clear();
+    }
+  }
+  Shutdown();
+}
+
+void Uplink::Shutdown() {
+  if (!client_) return;
+  if (session_up_) {
+    // Deliberate disconnect: publish NDEATH ourselves (QoS 1, wait for the PUBACK), then
+    // DISCONNECT, which makes the broker discard the Will.
+    Message death = node_.Death();
+    auto mid = client_->Publish(death.topic, death.payload, 1, false);
+    if (mid.ok()) {
+      const MonoTime until = clock_.Monotonic() + kDeathAckWait;
+      MutexLock lock(mu_);
+      cv_.WaitUntil(lock, until, [&]() KILN_REQUIRES(mu_) {
+        for (const auto& ce : mqtt_events_) {
+          if (ce.generation == generation_ && ce.event.kind == mqtt::Event::Kind::kPublished &&
+              ce.event.message_id == *mid) {
+            return true;
+          }
+        }
+        return false;
+      });
+    }
+    client_->Disconnect().IgnoreError();
+    log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
+  }
+  client_.reset();
+  node_.EndSession();
+  session_up_ = false;
+}
+
+}  // namespace kiln::edge

@@ -1,0 +1,98 @@
+#pragma once
+// Uplink: the Sparkplug publisher loop. It owns the MQTT connection (a new client, and so a
+// new Will with the next bdSeq, for every connection attempt), subscribes to commands,
+// publishes births, then takes samples from the SampleQueue and publishes them as DDATA
+// through the EdgeNode. Device status changes and MQTT events are handed to its loop.
+// Thread-safe entry points: OnDeviceStatus, Start, Stop. Everything else runs on its thread.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/mutex.h"
+#include "edge/device_runner.h"
+#include "edge/edge_node.h"
+#include "mqtt/client.h"
+#include "queue/sample_queue.h"
+
+namespace kiln::edge {
+
+struct UplinkOptions {
+  mqtt::ClientOptions mqtt;
+  std::chrono::milliseconds reconnect_initial{500};
+  std::chrono::milliseconds reconnect_max{30000};
+  size_t max_batch = 5000;  // samples taken from the queue per publish round
+  // Called with the bdSeq of every new session before it connects (to persist it).
+  std::function<void(uint64_t)> on_new_session;
+  uint64_t seed = 1;
+};
+
+class Uplink final : public DeviceStatusSink {
+ public:
+  Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue, const Clock& clock,
+         Logger log, MetricsRegistry& metrics);
+  ~Uplink() override;
+
+  void Start();
+  // Publishes NDEATH, disconnects cleanly and stops the loop.
+  void Stop();
+  void OnDeviceStatus(size_t device_index, bool online) override;
+  bool connected() const;
+
+ private:
+  struct DeviceEvent {
+    size_t device;
+    bool online;
+  };
+  struct ClientEvent {
+    uint64_t generation;  // which client produced it; stale ones are ignored
+    mqtt::Event event;
+  };
+  void Loop(std::stop_token stop);
+  void Connect();
+  void HandleEvent(mqtt::Event& event);
+  // Publishes and clears `messages`; false (and the session is lost) on failure.
+  bool Publish(std::vector<Message>& messages);
+  void Lost(const std::string& why);
+  void Shutdown();
+
+  UplinkOptions options_;
+  EdgeNode& node_;
+  queue::SampleQueue& queue_;
+  const Clock& clock_;
+  Logger log_;
+
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<ClientEvent> mqtt_events_ KILN_GUARDED_BY(mu_);
+  bool stopping_ KILN_GUARDED_BY(mu_) = false;
+  std::vector<DeviceEvent> device_events_ KILN_GUARDED_BY(mu_);
+  bool connected_ KILN_GUARDED_BY(mu_) = false;
+
+  // Loop-thread state.
+  std::unique_ptr<mqtt::MqttClient> client_;
+  uint64_t generation_ = 0;
+  bool session_up_ = false;  // CONNACK received and births published
+  Backoff backoff_;
+  MonoTime next_connect_;
+  std::vector<Message> out_;
+  LogRateLimiter log_limiter_;
+
+  Counter& published_messages_;
+  Counter& published_samples_;
+  Counter& connects_;
+  Counter& bad_commands_;
+  Gauge& connected_gauge_;
+
+  std::jthread thread_;
+};
+
+}  // namespace kiln::edge

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <vector>
@@ -71,10 +72,9 @@ class MemorySampleQueue final : public SampleQueue {
   const size_t max_samples_;
   mutable Mutex mu_;
   CondVar cv_;
-  // Ring of samples with ids [head_id_, head_id_ + size); read cursor at read_id_.
-  std::vector<contract::Sample> ring_ KILN_GUARDED_BY(mu_);
-  size_t head_ KILN_GUARDED_BY(mu_) = 0;
-  size_t size_ KILN_GUARDED_BY(mu_) = 0;
+  // Samples with ids [head_id_, head_id_ + samples_.size()); read cursor at read_id_. A
+  // deque, so memory follows the backlog instead of the bound.
+  std::deque<contract::Sample> samples_ KILN_GUARDED_BY(mu_);
   uint64_t head_id_ KILN_GUARDED_BY(mu_) = 1;
   uint64_t read_id_ KILN_GUARDED_BY(mu_) = 1;
   bool woken_ KILN_GUARDED_BY(mu_) = false;

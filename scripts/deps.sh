@@ -8,7 +8,7 @@ PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   # libraries
   libmodbus-dev libmosquitto-dev libprotobuf-dev protobuf-compiler
-  libtomlplusplus-dev libfmt-dev libcli11-dev libcpp-httplib-dev
+  libtomlplusplus-dev libfmt-dev libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by the system tests and the demo

@@ -1,12 +1,94 @@
 #include "http/server.h"
 
-#include <atomic>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 namespace kiln::http {
+
+namespace {
+
+constexpr size_t kMaxRequestBytes = 64 * 1024;
+constexpr int kIoTimeoutMs = 5000;
+
+std::string_view StatusText(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string UrlDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && HexDigit(s[i + 1]) >= 0 &&
+               HexDigit(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Waits until `fd` is ready for `events` or the timeout passes.
+bool WaitFd(int fd, short events) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, kIoTimeoutMs) == 1;
+}
+
+bool SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN && WaitFd(fd, POLLOUT)) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void Reply(int fd, const Response& r) {
+  std::string head = fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+      r.status, StatusText(r.status), r.content_type, r.body.size());
+  if (SendAll(fd, head)) SendAll(fd, r.body);
+}
+
+}  // namespace
 
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view listen) {
   const size_t colon = listen.rfind(':');
@@ -16,60 +98,130 @@ Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view lis
   std::string_view port = listen.substr(colon + 1);
   unsigned value = 0;
   auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || p != port.data() + port.size() || value > 65535) {
+  if (port.empty() || ec != std::errc() || p != port.data() + port.size() || value > 65535) {
     return InvalidArgumentError(fmt::format("'{}': bad port '{}'", listen, port));
   }
-  std::string host(listen.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return std::make_pair(host, static_cast<uint16_t>(value));
+  return std::make_pair(std::string(listen.substr(0, colon)), static_cast<uint16_t>(value));
 }
 
-struct HttpServer::Impl {
-  httplib::Server server;
-  std::atomic<bool> finished{false};
-};
-
-HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
+HttpServer::HttpServer() = default;
 
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Get(std::string path, Handler handler) {
-  impl_->server.Get(path, [handler = std::move(handler)](const httplib::Request& req,
-                                                        httplib::Response& res) {
-    Request r{req.method, req.path, {}, req.body};
-    for (const auto& [k, v] : req.params) r.query.emplace(k, v);
-    Response out = handler(r);
-    res.status = out.status;
-    res.set_content(out.body, out.content_type.c_str());
-  });
+  routes_[std::move(path)] = std::move(handler);
 }
 
 Status HttpServer::Start(std::string_view listen) {
   KILN_ASSIGN_OR_RETURN(auto addr, ParseListenAddress(listen));
-  int port = 0;
-  if (addr.second == 0) {
-    port = impl_->server.bind_to_any_port(addr.first);
-  } else {
-    port = impl_->server.bind_to_port(addr.first, addr.second) ? addr.second : -1;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(addr.second);
+  if (int rc = ::getaddrinfo(addr.first.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    return InvalidArgumentError(fmt::format("{}: {}", listen, gai_strerror(rc)));
   }
-  if (port <= 0) {
-    return UnavailableError(fmt::format("cannot listen on {}: address in use or not local", listen));
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const int rc = ::bind(fd, res->ai_addr, res->ai_addrlen);
+  const int bind_errno = errno;
+  ::freeaddrinfo(res);
+  if (rc != 0 || ::listen(fd, 64) != 0) {
+    ::close(fd);
+    return UnavailableError(fmt::format("cannot listen on {}: {}", listen,
+                                        std::strerror(rc != 0 ? bind_errno : errno)));
   }
-  port_ = static_cast<uint16_t>(port);
-  thread_ = std::jthread([this] {
-    impl_->server.listen_after_bind();
-    impl_->finished = true;
-  });
+  sockaddr_in bound{};
+  socklen_t len = sizeof(bound);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = ntohs(bound.sin_port);
+  if (::pipe2(wake_fds_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    ::close(fd);
+    return UnavailableError(fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  listen_fd_ = fd;
+  thread_ = std::jthread([this](std::stop_token stop) { Serve(stop); });
   return OkStatus();
 }
 
 void HttpServer::Stop() {
   if (thread_.joinable()) {
-    // stop() is a no-op until the server thread runs its accept loop.
-    while (!impl_->server.is_running() && !impl_->finished) std::this_thread::yield();
-    impl_->server.stop();
+    thread_.request_stop();
+    const char b = 1;
+    (void)!::write(wake_fds_[1], &b, 1);
     thread_.join();
   }
+  for (int* fd : {&listen_fd_, &wake_fds_[0], &wake_fds_[1]}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+void HttpServer::Serve(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fds_[0], POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) continue;
+    HandleConnection(fd);
+    ::close(fd);
+  }
+}
+
+void HttpServer::HandleConnection(int fd) {
+  std::string data;
+  char buf[4096];
+  size_t header_end = std::string::npos;
+  while (header_end == std::string::npos) {
+    if (data.size() > kMaxRequestBytes) return Reply(fd, {413, "text/plain", "too large\n"});
+    if (!WaitFd(fd, POLLIN)) return;
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      return;
+    }
+    data.append(buf, static_cast<size_t>(n));
+    header_end = data.find("\r\n\r\n");
+  }
+  const std::string_view head(data.data(), header_end);
+  const size_t line_end = head.find("\r\n");
+  const std::string_view line = head.substr(0, line_end);
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = line.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 <= sp1) {
+    return Reply(fd, {400, "text/plain", "bad request line\n"});
+  }
+  Request req;
+  req.method = std::string(line.substr(0, sp1));
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const size_t q = target.find('?');
+  req.path = UrlDecode(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+      const size_t amp = query.find('&');
+      std::string_view pair = query.substr(0, amp);
+      const size_t eq = pair.find('=');
+      req.query[UrlDecode(pair.substr(0, eq))] =
+          eq == std::string_view::npos ? std::string() : UrlDecode(pair.substr(eq + 1));
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+  }
+  const auto it = routes_.find(req.path);
+  if (it == routes_.end()) return Reply(fd, {404, "text/plain", "not found\n"});
+  if (req.method != "GET" && req.method != "HEAD") {
+    return Reply(fd, {405, "text/plain", "method not allowed\n"});
+  }
+  Reply(fd, it->second(req));
 }
 
 }  // namespace kiln::http

@@ -1,7 +1,8 @@
 #pragma once
-// HttpServer: a small HTTP/1.1 server for /health, /metrics and (later) the REST API.
-// Register routes, then Start(); handlers run on the server's worker threads and must be
-// thread-safe. Stop() (or the destructor) joins them.
+// HttpServer: a small HTTP/1.1 server for /health, /metrics and simple JSON APIs. One
+// thread accepts and serves connections one request at a time (Connection: close), which is
+// all a gateway's monitoring endpoints need and keeps the footprint small. Register routes,
+// then Start(); handlers run on the server thread. Stop() (or the destructor) joins it.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,17 +42,22 @@ class HttpServer {
 
   // REQUIRES: called before Start().
   void Get(std::string path, Handler handler);
-  // Binds `listen` ("127.0.0.1:9102") and serves in the background. Errors:
-  // InvalidArgument for a bad address, Unavailable when the port cannot be bound.
+  // Binds `listen` ("127.0.0.1:9102", an IPv4 address or a name) and serves in the
+  // background. Errors: InvalidArgument for a bad address, Unavailable when the port cannot
+  // be bound.
   Status Start(std::string_view listen);
   uint16_t port() const { return port_; }
   void Stop();
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-  std::jthread thread_;
+  void Serve(std::stop_token stop);
+  void HandleConnection(int fd);
+
+  std::map<std::string, Handler, std::less<>> routes_;
+  int listen_fd_ = -1;
+  int wake_fds_[2] = {-1, -1};
   uint16_t port_ = 0;
+  std::jthread thread_;
 };
 
 }  // namespace kiln::http

@@ -209,10 +209,10 @@ Status Encoder::Encode(const Payload& in, std::string& out) {
       if (m.datatype && ValueTypeFor(*m.datatype)) {
         const bool want_string = *ValueTypeFor(*m.datatype) == ValueType::kString;
         if (want_string != (m.value.type() == ValueType::kString)) {
+          const std::string what =
+              m.name ? *m.name : fmt::format("#{}", m.alias.value_or(0));
           return InvalidArgumentError(fmt::format("metric {}: value of type {} for datatype {}",
-                                                  m.name.value_or("#" + std::to_string(
-                                                                            m.alias.value_or(0))),
-                                                  ValueTypeName(m.value.type()),
+                                                  what, ValueTypeName(m.value.type()),
                                                   static_cast<uint32_t>(*m.datatype)));
         }
       }

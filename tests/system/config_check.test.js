@@ -66,6 +66,7 @@ test('check reports every error of a broken config with file:line:column: key', 
     assert.doesNotMatch(r.stdout, /\bOK\b/, show(r));
     const out = r.stdout + r.stderr;
     const errors = [];
+    // One error per line; leading indentation (kiln-edge indents them under a summary line) is accepted.
     const re = new RegExp(`^\\s*${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+):(\\d+): ([^:]+): (.*)$`, 'gm');
     for (let m = re.exec(out); m; m = re.exec(out)) errors.push({ line: Number(m[1]), column: Number(m[2]), key: m[3], message: m[4] });
     for (const e of EXPECTED) {

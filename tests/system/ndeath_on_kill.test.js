@@ -82,6 +82,10 @@ test('SIGTERM: the edge publishes NDEATH itself before DISCONNECT', { skip, time
     checkNdeath(ndeath, bdSeq);
 
     const id = escapeRe(edge.clientId);
+    // The broker may log the end of the connection a moment after the tap got the NDEATH.
+    const ended = (l) => l.includes(`Received DISCONNECT from ${edge.clientId}`) || l.includes(`Client ${edge.clientId} closed its connection`) ||
+      l.includes(`Client ${edge.clientId} disconnected`);
+    await env.waitFor(() => broker.logLines().some(ended), 10000, 'LOG: the edge connection ended');
     const lines = broker.logLines();
     const pub = lines.findIndex((l) => new RegExp(`Received PUBLISH from ${id} \\(d0, q\\d, r0, m\\d+, '${escapeRe(topics.ndeath)}'`).test(l));
     const disc = lines.findIndex((l) => l.includes(`Received DISCONNECT from ${edge.clientId}`));

@@ -75,6 +75,7 @@ class Tap {
     const msg = {
       index: this.messages.length,
       t: Date.now(),
+      t0: this.t0,
       topic,
       type: parsed ? parsed.type : null,
       group: parsed ? parsed.group : null,
@@ -151,8 +152,8 @@ function formatMetric(mt) {
   return s;
 }
 
-function formatMessage(m, t0 = 0) {
-  let s = `#${m.index} +${m.t - t0}ms ${m.topic} q${m.qos} r${m.retain ? 1 : 0}`;
+function formatMessage(m, t0 = m.t0 || 0) {
+  let s = `#${m.index} +${m.t - t0}ms ${m.topic} q${m.qos} r${m.retain ? 1 : 0}${m.dup ? ' d1' : ''}`;
   if (m.decodeError) return `${s} UNDECODABLE (${m.decodeError}) ${m.payload.toString('hex').slice(0, 64)}`;
   const d = m.decoded;
   s += d.hasSeq ? ` seq=${d.seq}` : ' (no seq)';

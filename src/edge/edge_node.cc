@@ -81,8 +81,6 @@ Message EdgeNode::Build(MessageType type, const std::string& device_id,
 }
 
 Message EdgeNode::BeginSession() {
-  if (!first_session_) bd_seq_ = (bd_seq_ + 1) % 256;
-  first_session_ = false;
   in_session_ = true;
   births_sent_ = false;
   Message will = Death();
@@ -91,9 +89,10 @@ Message EdgeNode::BeginSession() {
   return will;
 }
 
-void EdgeNode::EndSession() {
+void EdgeNode::EndSession(bool established) {
   in_session_ = false;
   births_sent_ = false;
+  if (established) bd_seq_ = (bd_seq_ + 1) % 256;
 }
 
 Message EdgeNode::Death() {
@@ -185,7 +184,8 @@ bool EdgeNode::device_online(size_t device) const {
   return device < devices_.size() && devices_[device].online;
 }
 
-void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out) {
+void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out,
+                    bool historical) {
   const bool publish = in_session_ && births_sent_;
   // One pending DDATA per device, flushed when full and at the end, so per-device order holds.
   std::vector<sparkplug::Payload> pending(devices_.size());
@@ -199,33 +199,36 @@ void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out) 
     if (s.tag >= tags_.size() || tag_device_[s.tag] < 0) continue;
     TagState& ts = tags_[s.tag];
     const auto dev = static_cast<size_t>(tag_device_[s.tag]);
-    ts.value = s.value;
-    if (!ts.value.is_null() && ts.value.type() != ts.info.type) {
+    Value value = s.value;
+    if (!value.is_null() && value.type() != ts.info.type) {
       // A driver produced another type than declared: convert rather than break the birth.
-      ts.value = ts.value.AsDouble() ? Value::FromDouble(*ts.value.AsDouble(), ts.info.type)
-                                     : Value();
+      value = value.AsDouble() ? Value::FromDouble(*value.AsDouble(), ts.info.type) : Value();
     }
-    ts.quality = s.quality;
-    ts.time = s.source_time;
+    if (!historical) {
+      ts.value = value;
+      ts.quality = s.quality;
+      ts.time = s.source_time;
+    }
     if (!publish || !devices_[dev].online) continue;
     sparkplug::Metric m;
     m.alias = ts.alias;
     m.timestamp = static_cast<uint64_t>(ToEpochMillis(s.source_time));
     m.datatype = ts.datatype;
-    if (ts.value.is_null()) {
+    m.is_historical = historical;
+    if (value.is_null()) {
       m.is_null = true;
     } else {
-      m.value = ts.value;
+      m.value = std::move(value);
     }
-    sparkplug::SetQuality(m, ts.quality);
+    sparkplug::SetQuality(m, s.quality);
     pending[dev].metrics.push_back(std::move(m));
     if (pending[dev].metrics.size() >= options_.max_metrics_per_message) flush(dev);
   }
   for (size_t d = 0; d < pending.size(); ++d) flush(d);
 }
 
-Status EdgeNode::OnMessage(std::string_view topic, std::string_view payload,
-                           std::vector<Message>& out) {
+Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic,
+                                              std::string_view payload) {
   auto t = sparkplug::ParseTopic(topic);
   if (!t.ok()) {
     ++stats_.bad_commands;
@@ -252,11 +255,9 @@ Status EdgeNode::OnMessage(std::string_view topic, std::string_view payload,
                                               m.name.value_or("<alias>")));
     }
   }
-  if (rebirth && in_session_) {
-    ++stats_.rebirths;
-    Births(out);
-  }
-  return OkStatus();
+  if (!rebirth || !in_session_) return Command::kNone;
+  ++stats_.rebirths;
+  return Command::kRebirth;
 }
 
 }  // namespace kiln::edge

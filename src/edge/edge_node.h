@@ -61,30 +61,39 @@ class EdgeNode {
            uint64_t initial_bd_seq = 0);
   ~EdgeNode();
 
-  // Starts a new MQTT session and returns the NDEATH to register as its Will. Every session
-  // after the first advances bdSeq by one (mod 256).
+  // Starts a new MQTT connection attempt and returns the NDEATH to register as its Will.
   Message BeginSession();
-  // The session ended (connection lost or closed).
-  void EndSession();
+  // The attempt or session ended. When the broker had accepted it (`established`), the next
+  // one uses the next bdSeq (mod 256); attempts the broker never accepted keep it, since no
+  // Will of theirs can ever be published.
+  void EndSession(bool established);
   bool in_session() const { return in_session_; }
   uint64_t bd_seq() const { return bd_seq_; }
 
+  // Until the next Births(), samples and status changes only update the state (used to fold
+  // everything queued into the births, which must declare current values).
+  void PrepareBirths() { births_sent_ = false; }
   // The births of the session, once subscribed: NBIRTH (seq 0) and one DBIRTH per online device.
   void Births(std::vector<Message>& out);
 
   // Records samples and, in a session with births sent, appends DDATA messages (one per device
   // and at most max_metrics_per_message metrics each), in sample order. Samples of unknown tags
   // are ignored; samples of offline devices only update the state for the next DBIRTH.
-  void Data(std::span<const contract::Sample> samples, std::vector<Message>& out);
+  // `historical` samples predate the current births: they are published with is_historical
+  // and do not change the state.
+  void Data(std::span<const contract::Sample> samples, std::vector<Message>& out,
+            bool historical = false);
 
   // Marks a device (index into the constructor's list) online or offline; in a session this
   // appends its DBIRTH or DDEATH.
   void SetDeviceOnline(size_t device, bool online, std::vector<Message>& out);
   bool device_online(size_t device) const;
 
-  // Handles a message on a subscribed topic: NCMD `Node Control/Rebirth` = true appends the
-  // births again. Errors: InvalidArgument for an undecodable or unsupported command (counted).
-  Status OnMessage(std::string_view topic, std::string_view payload, std::vector<Message>& out);
+  enum class Command { kNone, kRebirth };
+  // Handles a message on a subscribed topic. NCMD `Node Control/Rebirth` = true gives
+  // kRebirth: the caller stops data and publishes Births() again. Errors: InvalidArgument
+  // for an undecodable or unsupported command (counted).
+  Result<Command> OnMessage(std::string_view topic, std::string_view payload);
 
   // The NDEATH to publish before a deliberate disconnect (same bdSeq as the Will).
   Message Death();
@@ -111,7 +120,6 @@ class EdgeNode {
   std::vector<TagState> tags_;       // indexed by TagId
   std::vector<int32_t> tag_device_;  // TagId -> device index, -1 if unknown
   uint64_t bd_seq_;
-  bool first_session_ = true;
   bool in_session_ = false;
   bool births_sent_ = false;
   uint64_t seq_ = 0;

@@ -1,6 +1,7 @@
 #include "edge/uplink.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace kiln::edge {
 
@@ -90,8 +91,9 @@ void Uplink::Connect() {
 void Uplink::Lost(const std::string& why) {
   const bool was_up = session_up_;
   client_.reset();  // joins the network thread: no more events from this client
-  node_.EndSession();
+  node_.EndSession(was_up);
   session_up_ = false;
+  births_due_ = false;
   {
     MutexLock lock(mu_);
     connected_ = false;
@@ -135,9 +137,8 @@ void Uplink::HandleEvent(mqtt::Event& e) {
           return;
         }
       }
-      node_.Births(out_);
-      if (!Publish(out_)) return;
       session_up_ = true;
+      births_due_ = true;
       backoff_.Reset();
       {
         MutexLock lock(mu_);
@@ -145,8 +146,6 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       }
       connected_gauge_.Set(1);
       connects_.Increment();
-      // What was read but not acknowledged before the loss goes out again, after the births.
-      queue_.Rewind();
       log_.Info("connected to {}:{} as {} (bdSeq {})", options_.mqtt.broker.host,
                 options_.mqtt.broker.port, options_.mqtt.client_id, node_.bd_seq());
       break;
@@ -158,19 +157,50 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       Lost(e.detail);
       break;
     case mqtt::Event::Kind::kMessage: {
-      const uint64_t rebirths = node_.stats().rebirths;
-      Status s = node_.OnMessage(e.topic, e.payload, out_);
-      if (!s.ok()) {
+      auto command = node_.OnMessage(e.topic, e.payload);
+      if (!command.ok()) {
         bad_commands_.Increment();
         KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, e.topic,
-                              "ignored command: {}", s.ToString());
+                              "ignored command: {}", command.status().ToString());
+      } else if (*command == EdgeNode::Command::kRebirth) {
+        log_.Info("rebirth requested");
+        births_due_ = true;
       }
-      if (node_.stats().rebirths != rebirths) log_.Info("rebirth requested");
-      Publish(out_);
       break;
     }
     case mqtt::Event::Kind::kPublished:
       break;
+  }
+}
+
+void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
+  node_.PrepareBirths();
+  for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
+  devices.clear();
+  // Everything not yet acknowledged was queued before these births: the births must show
+  // its latest values, and it is sent afterwards as history with its original timestamps.
+  queue_.Rewind();
+  const queue::SampleBatch backlog =
+      queue_.Read(std::numeric_limits<size_t>::max(), clock_.Monotonic());
+  node_.Data(backlog.samples, out_);
+  replay_until_ = backlog.first_id + backlog.samples.size();
+  queue_.Rewind();
+  out_.clear();  // nothing is published while births are pending
+  node_.Births(out_);
+  if (Publish(out_)) births_due_ = false;
+}
+
+void Uplink::PublishBatch(const queue::SampleBatch& batch) {
+  std::span<const contract::Sample> samples(batch.samples);
+  const size_t historical = static_cast<size_t>(
+      std::min<uint64_t>(samples.size(), replay_until_ > batch.first_id
+                                              ? replay_until_ - batch.first_id
+                                              : 0));
+  node_.Data(samples.first(historical), out_, /*historical=*/true);
+  node_.Data(samples.subspan(historical), out_);
+  if (Publish(out_)) {
+    queue_.Ack(batch.first_id + batch.samples.size() - 1);
+    published_samples_.Increment(batch.samples.size());
   }
 }
 
@@ -189,17 +219,26 @@ void Uplink::Loop(std::stop_token stop) {
     for (auto& ce : events) {
       if (ce.generation == generation_ && client_) HandleEvent(ce.event);
     }
+    if (session_up_ && births_due_) PublishBirths(devices);
 
-    if (session_up_) {
+    if (session_up_ && !births_due_) {
       queue::SampleBatch batch =
           queue_.Read(options_.max_batch, clock_.Monotonic() + kIdleWait);
-      if (!batch.samples.empty()) {
-        node_.Data(batch.samples, out_);
-        if (Publish(out_)) {
-          queue_.Ack(batch.first_id + batch.samples.size() - 1);
-          published_samples_.Increment(batch.samples.size());
+      bool interrupted = false;
+      {
+        MutexLock lock(mu_);
+        interrupted = !mqtt_events_.empty();
+        if (interrupted) {
+          // A command (e.g. a rebirth request) arrived while waiting: it goes first, and so
+          // do the device changes taken with this batch.
+          device_events_.insert(device_events_.begin(), devices.begin(), devices.end());
         }
       }
+      if (interrupted) {
+        queue_.Rewind();
+        continue;
+      }
+      if (!batch.samples.empty()) PublishBatch(batch);
     } else if (devices.empty()) {
       const MonoTime until =
           client_ ? clock_.Monotonic() + kIdleWait : std::max(next_connect_, clock_.Monotonic());
@@ -209,9 +248,10 @@ void Uplink::Loop(std::stop_token stop) {
       });
     }
 
-    // Device status after the samples taken above, which were queued before it.
+    // Device status after the samples taken above, which were queued before it: a host sees
+    // a device's Bad values before its DDEATH, and a DBIRTH holds the values read before it.
     for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
-    if (session_up_) {
+    if (session_up_ && !births_due_) {
       Publish(out_);
     } else {
       out_.clear();
@@ -244,7 +284,7 @@ void Uplink::Shutdown() {
     log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
   }
   client_.reset();
-  node_.EndSession();
+  node_.EndSession(session_up_);
   session_up_ = false;
 }
 

@@ -59,6 +59,11 @@ class Uplink final : public DeviceStatusSink {
   void Loop(std::stop_token stop);
   void Connect();
   void HandleEvent(mqtt::Event& event);
+  // Folds everything queued and every pending status change into the node's state, then
+  // publishes the births; what was queued is replayed afterwards as history.
+  void PublishBirths(std::vector<DeviceEvent>& devices);
+  // Publishes one batch read from the queue (history first, then live values) and acks it.
+  void PublishBatch(const queue::SampleBatch& batch);
   // Publishes and clears `messages`; false (and the session is lost) on failure.
   bool Publish(std::vector<Message>& messages);
   void Lost(const std::string& why);
@@ -80,7 +85,9 @@ class Uplink final : public DeviceStatusSink {
   // Loop-thread state.
   std::unique_ptr<mqtt::MqttClient> client_;
   uint64_t generation_ = 0;
-  bool session_up_ = false;  // CONNACK received and births published
+  bool session_up_ = false;   // CONNACK received
+  bool births_due_ = false;  // births to publish before any data (new session, rebirth)
+  uint64_t replay_until_ = 0;  // queue ids below this predate the births: history
   Backoff backoff_;
   MonoTime next_connect_;
   std::vector<Message> out_;

@@ -108,6 +108,8 @@ Result<std::unique_ptr<MqttClient>> MqttClient::Connect(const ClientOptions& opt
   if (impl->mosq == nullptr) return UnavailableError("mosquitto_new failed (out of memory?)");
   mosquitto* mosq = impl->mosq;
   mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+  // Births and commands are small and latency matters more than packet count: no Nagle.
+  mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
   mosquitto_max_inflight_messages_set(mosq, static_cast<unsigned>(options.max_inflight));
   mosquitto_connect_callback_set(mosq, &Impl::OnConnect);
   mosquitto_disconnect_callback_set(mosq, &Impl::OnDisconnect);

@@ -55,15 +55,18 @@ TEST_F(EdgeNodeTest, WillIsNDeathWithBdSeqAndNoSeq) {
   EXPECT_EQ(p.metrics[0].value, Value(int64_t{5}));
 }
 
-TEST_F(EdgeNodeTest, BdSeqAdvancesPerSessionAndWraps) {
+TEST_F(EdgeNodeTest, BdSeqAdvancesPerAcceptedSessionAndWraps) {
   node_.BeginSession();
   EXPECT_EQ(node_.bd_seq(), 5u);
-  node_.EndSession();
+  node_.EndSession(/*established=*/false);  // refused: its Will can never be published
+  node_.BeginSession();
+  EXPECT_EQ(node_.bd_seq(), 5u);
+  node_.EndSession(/*established=*/true);
   node_.BeginSession();
   EXPECT_EQ(node_.bd_seq(), 6u);
   EdgeNode wrap({"G", "E", 10}, {}, clock_, 255);
   wrap.BeginSession();
-  wrap.EndSession();
+  wrap.EndSession(true);
   wrap.BeginSession();
   EXPECT_EQ(wrap.bd_seq(), 0u);
 }
@@ -186,7 +189,11 @@ TEST_F(EdgeNodeTest, RebirthCommandRepublishesBirthsWithSameBdSeq) {
   sparkplug::Encoder enc;
   std::string bytes;
   ASSERT_THAT(enc.Encode(cmd, bytes), IsOk());
-  ASSERT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", bytes, out_), IsOk());
+  auto command = node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", bytes);
+  ASSERT_THAT(command, IsOk());
+  EXPECT_EQ(*command, EdgeNode::Command::kRebirth);
+  EXPECT_TRUE(out_.empty());
+  node_.Births(out_);
   ASSERT_EQ(out_.size(), 2u);
   auto nbirth = Decode(out_[0]);
   EXPECT_EQ(nbirth.seq, 0u);
@@ -199,11 +206,44 @@ TEST_F(EdgeNodeTest, RebirthCommandRepublishesBirthsWithSameBdSeq) {
 
 TEST_F(EdgeNodeTest, GarbageCommandIsCountedNotFatal) {
   node_.BeginSession();
-  EXPECT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", "\xff\xff\xff", out_),
+  EXPECT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", "\xff\xff\xff"),
               StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(node_.OnMessage("nonsense", "", out_), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(node_.OnMessage("nonsense", ""), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(node_.stats().bad_commands, 2u);
   EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(EdgeNodeTest, PreparedBirthsDeclareValuesQueuedBeforeThem) {
+  node_.SetDeviceOnline(0, true, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  out_.clear();
+  node_.PrepareBirths();  // e.g. a rebirth request: fold the backlog in first
+  node_.Data(std::vector<Sample>{At(0, Value(40.0f))}, out_);
+  node_.SetDeviceOnline(1, true, out_);
+  EXPECT_TRUE(out_.empty());
+  node_.Births(out_);
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_EQ(Decode(out_[1]).metrics[0].value, Value(40.0f));
+  EXPECT_EQ(out_[2].topic, "spBv1.0/Plant1/DBIRTH/gw-01/oven-1");
+}
+
+TEST_F(EdgeNodeTest, HistoricalDataIsMarkedAndLeavesCurrentValues) {
+  node_.SetDeviceOnline(0, true, out_);
+  node_.Data(std::vector<Sample>{At(0, Value(50.0f))}, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  out_.clear();
+  const Sample old{0, Value(10.0f), contract::status::kGood, clock_.Now() - std::chrono::hours(1)};
+  node_.Data(std::vector<Sample>{old}, out_, /*historical=*/true);
+  ASSERT_EQ(out_.size(), 1u);
+  auto p = Decode(out_[0]);
+  EXPECT_TRUE(p.metrics[0].is_historical);
+  EXPECT_EQ(p.metrics[0].timestamp, static_cast<uint64_t>(ToEpochMillis(old.source_time)));
+  out_.clear();
+  node_.SetDeviceOnline(0, false, out_);
+  node_.SetDeviceOnline(0, true, out_);
+  EXPECT_EQ(Decode(out_.back()).metrics[0].value, Value(50.0f));  // not the historical 10
 }
 
 TEST_F(EdgeNodeTest, CommandTopicsCoverNodeAndDevices) {

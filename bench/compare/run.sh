@@ -24,8 +24,13 @@
 #   memory     VmHWM (peak) and VmRSS of the gateway's processes
 # A run counts only if the subscriber received the values (and they change as the ramp does).
 #
+# Before each run it waits (at most QUIET_WAIT=300 s) until the machine is nearly idle
+# (other processes busy < QUIET_CORES=0.5 cores), and it records how busy the machine was
+# during each window (machine_busy_cores, which includes kiln-sim, Mosquitto and the
+# subscriber) and the load average.
 # Environment: WARMUP (5), REPEAT_SECONDS (SECONDS; window of rounds 2..), GATEWAYS
-# ("collectd node-red kiln-edge"), BIN (build/release/bin), KEEP=1 keeps the work directory.
+# ("collectd node-red kiln-edge"), BIN (build/release/bin), KEEP=1 keeps the work directory,
+# QUIET_CORES, QUIET_WAIT.
 # Installs what is missing (apt-get: collectd-core, libmodbus5, libmosquitto1, mosquitto,
 # nodejs, npm, iproute2, procps, curl, util-linux; npm ci in bench/compare/node-red), then
 # takes /tmp/kiln-bench.lock around the measurement (shared with other benchmarks).
@@ -36,6 +41,8 @@ SECS=${1:-60}
 REPEATS=${2:-3}
 WARMUP=${WARMUP:-5}
 REPEAT_SECONDS=${REPEAT_SECONDS:-$SECS}
+QUIET_CORES=${QUIET_CORES:-0.5}
+QUIET_WAIT=${QUIET_WAIT:-300}
 GATEWAYS=${GATEWAYS:-"collectd node-red kiln-edge"}
 BIN=${BIN:-$ROOT/build/release/bin}
 REGS=1000   # holding:0 .. holding:999
@@ -292,6 +299,21 @@ mem_kb() { # VmHWM and VmRSS summed over the tree
   echo "$hwm $rss"
 }
 thread_count() { local n=0 p; for p in $(tree "$1"); do n=$((n + $(ls "/proc/$p/task" | wc -l))); done; echo $n; }
+wait_quiet() { # until the machine is nearly idle (< QUIET_CORES busy over 2 s), at most QUIET_WAIT s
+  local deadline=$((SECONDS + QUIET_WAIT)) b0 b1 told=0
+  while :; do
+    b0=$(busy_sample); sleep 2; b1=$(busy_sample)
+    if awk -v a="${b0% *}" -v b="${b1% *}" -v t="$TCK" -v q="$QUIET_CORES" 'BEGIN { exit !((b - a) / t / 2 < q) }'; then
+      return 0
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "warning: the machine is still busy after ${QUIET_WAIT}s; measuring anyway (see machine_busy_cores)"
+      return 0
+    fi
+    [ $told -eq 1 ] || log "waiting for the machine to quieten (other processes busy > $QUIET_CORES cores)"
+    told=1
+  done
+}
 wait_no_clients() { # until no client is connected to kiln-sim (at most 10 s)
   for _ in $(seq 1 100); do [ -z "$(net_sample)" ] && return 0; sleep 0.1; done
   log "warning: a client is still connected to kiln-sim"
@@ -322,16 +344,17 @@ run_one() { # name round window
   key=$(key_of "$name")
   logf="$RUN/$name-$round.log"
   wait_no_clients
+  wait_quiet
   start_gateway "$name" "$logf"
   local pid=$GW_PID
   pids+=("$pid")
-  # Wait for the first value at the broker (at most 60 s).
-  v0=$(json_get "$(counts)" "$key" values)
+  # Wait for the first message at the broker (at most 60 s).
+  v0=$(json_get "$(counts)" "$key" messages)
   local started=0
   for _ in $(seq 1 120); do
     kill -0 "$pid" 2> /dev/null || break
     sleep 0.5
-    v1=$(json_get "$(counts)" "$key" values)
+    v1=$(json_get "$(counts)" "$key" messages)
     if [ "$v1" -gt "$v0" ]; then started=1; break; fi
   done
   if [ $started -eq 0 ]; then

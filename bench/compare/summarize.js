@@ -58,11 +58,11 @@ for (const gw of gateways) {
 
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : 'n/a')
 const table = [['gateway', 'runs ok', 'registers/s', 'values/s at broker', 'CPU-s per s', 'registers per CPU-s',
-  'requests per poll', 'VmHWM MiB', 'VmRSS MiB']]
+  'requests per poll', 'VmHWM MiB', 'VmRSS MiB', 'machine busy cores']]
 for (const gw of gateways) {
   const { med, runs, good } = summary[gw]
   table.push([gw, `${good}/${runs}`, fmt(med.regsPerS), fmt(med.valuesPerS), fmt(med.cpuPerS, 4), fmt(med.regsPerCpu),
-    fmt(med.reqPerPoll, 1), fmt(med.hwmMiB, 1), fmt(med.rssMiB, 1)])
+    fmt(med.reqPerPoll, 1), fmt(med.hwmMiB, 1), fmt(med.rssMiB, 1), fmt(med.busy, 2)])
 }
 const widths = table[0].map((_, i) => Math.max(...table.map((r) => String(r[i]).length)))
 const printRow = (r) => console.log(r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  '))

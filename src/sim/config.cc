@@ -167,7 +167,7 @@ class Loader {
         t.Error("baud", fmt::format("{} is not a standard baud rate", baud));
       }
       server.serial.baud = static_cast<int32_t>(baud);
-      const std::string parity = t.GetString("parity", "N");
+      const std::string parity = t.GetString("parity", "E");
       if (parity == "N" || parity == "E" || parity == "O") {
         server.serial.parity = parity[0];
       } else {

@@ -7,7 +7,7 @@
 //   listen = "127.0.0.1:5020"        # tcp: IPv4 address (or localhost) and port; 0 = any free port
 //   serial = "pty"                   # rtu: a device such as "/dev/ttyUSB0", or "pty" to create a
 //   baud = 19200                     #   pseudo-terminal; baud, parity ("N", "E", "O"),
-//   parity = "N"                     #   data_bits (7, 8) and stop_bits (1, 2) apply to devices
+//   parity = "E"                     #   data_bits (7, 8) and stop_bits (1, 2) apply to devices
 //   unit_id = 1                      # rtu: the only unit answered (1..247); tcp answers any
 //     [[servers.registers]]
 //     register = "holding:0"         # holding | input | coil | discrete, 0-based address
@@ -52,7 +52,7 @@ inline constexpr std::string_view kPtyDevice = "pty";
 struct SerialConfig {
   std::string device;  // a serial device path, or kPtyDevice
   int32_t baud = 19200;
-  char parity = 'N';  // 'N', 'E' or 'O' (libmodbus's letters)
+  char parity = 'E';  // 'N', 'E' or 'O' (libmodbus's letters); even, as the Modbus serial line spec
   int32_t data_bits = 8;
   int32_t stop_bits = 1;
 };

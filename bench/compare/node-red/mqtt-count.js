@@ -136,8 +136,9 @@ client.on('message', (topic, payload) => {
   if (topic.startsWith('collectd/')) {
     const c = counters.collectd
     c.messages++
-    // collectd's mqtt plugin: "<epoch>:<value>[:<value>...]", one value per data source.
-    const parts = payload.toString('utf8').trim().split(':')
+    // collectd's mqtt plugin: "<epoch>:<value>[:<value>...]", one value per data source,
+    // sent with its terminating NUL.
+    const parts = payload.toString('utf8').replace(/\0+$/, '').trim().split(':')
     if (parts.length < 2 || parts.slice(1).some((v) => v === '' || isNaN(Number(v)))) {
       c.bad++
       return

@@ -13,9 +13,9 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 
-const BIN_DIR = process.env.KILN_BIN_DIR || '/work/main/build/bin';
-const MOSQUITTO = process.env.KILN_MOSQUITTO || '/usr/sbin/mosquitto';
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+const BIN_DIR = process.env.KILN_BIN_DIR || path.join(REPO_ROOT, 'build', 'bin');
+const MOSQUITTO = process.env.KILN_MOSQUITTO || '/usr/sbin/mosquitto';
 
 function binPath(name) {
   return path.join(BIN_DIR, name);
@@ -344,6 +344,7 @@ class Sim {
     this.name = name;
     this.config = config;
     this.ports = {}; // server id -> port
+    this.serials = {}; // server id -> serial device (RTU servers on a pseudo-terminal)
     this.responses = [];
     this.pending = [];
     this.commandLog = [];
@@ -360,6 +361,11 @@ class Sim {
         this.ports[ready[1]] = Number(ready[2]);
         return;
       }
+      const rtu = line.match(/^ready (\S+) rtu (\S+)\s*$/);
+      if (rtu) {
+        this.serials[rtu[1]] = rtu[2];
+        return;
+      }
       if (line === 'ok' || line.startsWith('error')) {
         const waiter = this.pending.shift();
         if (waiter) waiter(line);
@@ -373,7 +379,7 @@ class Sim {
     const ids = this.config.servers.map((s) => s.id);
     await waitFor(() => {
       proc.assertRunning();
-      return ids.every((id) => this.ports[id] !== undefined);
+      return ids.every((id) => this.ports[id] !== undefined || this.serials[id] !== undefined);
     }, timeoutMs, `${this.name} ready lines for ${ids.join(', ')}`, () => proc.tail());
     return this;
   }

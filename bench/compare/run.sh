@@ -254,7 +254,7 @@ tree() { # the pid and its descendants
 cpu_sample() {
   local p t
   for p in $(tree "$1"); do
-    awk -v p="$p" '{ sub(/^.*\) /, ""); print "P", p, $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2> /dev/null || true
+    awk -v p="$p" '{ sub(/^.*\) /, ""); printf "P %s %.0f\n", p, $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2> /dev/null || true
     for t in /proc/"$p"/task/*; do
       awk -v t="${t##*/}" '{ print "T", t, $1 }' "$t/schedstat" 2> /dev/null || true
     done
@@ -264,7 +264,7 @@ cpu_sample() {
 cpu_delta() {
   awk 'FNR == NR { a[$1 " " $2] = $3; next }
        { k = $1 " " $2; d = $3 - (k in a ? a[k] : 0); if ($1 == "T") ns += d; else ticks += d; seen[k] = 1 }
-       END { for (k in a) if (!(k in seen) && k ~ /^T/) lost++; printf "%d %d %d\n", ns, ticks, lost }' "$1" "$2"
+       END { for (k in a) if (!(k in seen) && k ~ /^T/) lost++; printf "%.0f %.0f %d\n", ns, ticks, lost }' "$1" "$2"
 }
 # Lines "<peer> <bytes sent - retransmitted> <bytes received>" per client socket of kiln-sim.
 net_sample() {
@@ -276,17 +276,17 @@ net_sample() {
         else if ($i ~ /^bytes_received:/) r = substr($i, 16)
         else if ($i ~ /^bytes_retrans:/) x = substr($i, 15)
       }
-      print peer, s - x, r }'
+      printf "%s %.0f %.0f\n", peer, s - x, r }'
 }
 # "<sent> <received> <connections changed>" between two net_sample files.
 net_delta() {
   awk 'FNR == NR { s[$1] = $2; r[$1] = $3; next }
        { if ($1 in s) { ds += $2 - s[$1]; dr += $3 - r[$1]; seen[$1] = 1 } else { ds += $2; dr += $3; changed++ } }
-       END { for (k in s) if (!(k in seen)) changed++; printf "%d %d %d\n", ds, dr, changed }' "$1" "$2"
+       END { for (k in s) if (!(k in seen)) changed++; printf "%.0f %.0f %d\n", ds, dr, changed }' "$1" "$2"
 }
-busy_sample() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+busy_sample() { awk '/^cpu / { printf "%.0f %.0f\n", $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 kiln_metric() { # name -> value from kiln-edge's /metrics (0 when absent)
-  curl -s --max-time 2 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$1" '$1 ~ "^" n "({|$)" { v = $2 } END { print v + 0 }'
+  curl -s --max-time 2 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$1" '$1 ~ "^" n "({|$)" { v = $2 } END { printf "%.0f\n", v }'
 }
 json_get() { node -e 'const o = JSON.parse(process.argv[1]); console.log(o[process.argv[2]][process.argv[3]])' "$1" "$2" "$3"; }
 mem_kb() { # VmHWM and VmRSS summed over the tree
@@ -413,6 +413,9 @@ run_one() { # name round window
     let status = status0
     if (status === "ok" && (d("values") < 0.95 * registers || d("bad") > 0)) status = "not-published"
     if (status === "ok" && d("changed") < 0.9 * d("values")) status = "stale-values"
+    // The two CPU measures must agree (ticks: 10 ms granularity at each end).
+    const tickS = ticks / Number(tck)
+    if (status === "ok" && Math.abs(ns / 1e9 - tickS) > 0.03 + 0.05 * tickS) status = "cpu-mismatch"
     if (status === "ok" && (lost > 0 || connChanged > 0)) status = "ok-approx"
     const row = [name, round, window, elapsed.toFixed(3), (ns / 1e9).toFixed(6), (ticks / Number(tck)).toFixed(2), lost,
       requests, registers, d("messages"), d("values"), d("changed"), b.keys, d("bad"), hwm, rss, threads,

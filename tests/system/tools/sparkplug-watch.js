@@ -8,6 +8,7 @@
 const mqtt = require('mqtt');
 const sparkplug = require('sparkplug-payload').get('spBv1.0');
 
+process.stdout.on('error', () => process.exit(0));  // e.g. piped into head
 const url = process.argv[2] || 'mqtt://127.0.0.1:1883';
 const names = new Map(); // "group/node" + alias -> metric name
 

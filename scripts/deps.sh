@@ -12,7 +12,7 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by the system tests and the demo
-  mosquitto mosquitto-clients openssl
+  mosquitto mosquitto-clients openssl curl
 )
 # Node.js runs the system tests (independent Sparkplug decoder from npm).
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)

@@ -1,10 +1,12 @@
 # Warning flags and sanitizers, applied to every Kiln target through kiln_apply_options().
 add_library(kiln_options INTERFACE)
 target_compile_features(kiln_options INTERFACE cxx_std_20)
-target_compile_options(kiln_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+target_compile_options(kiln_options INTERFACE -Wall -Wextra -Wpedantic
   -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
-  target_compile_options(kiln_options INTERFACE -Wthread-safety)
+  target_compile_options(kiln_options INTERFACE -Wthread-safety -Wshadow-uncaptured-local)
+else()
+  target_compile_options(kiln_options INTERFACE -Wshadow=local)
 endif()
 if(KILN_WERROR)
   target_compile_options(kiln_options INTERFACE -Werror)

@@ -7,11 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "core/clock.h"
@@ -204,6 +205,82 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   return 0;
 }
 
+
+constexpr char kUsage[] =
+    "kiln-edge: reads Modbus devices and publishes Sparkplug B 3.0 over MQTT\n"
+    "\n"
+    "Usage:\n"
+    "  kiln-edge --config FILE [--log-level LEVEL]   run the gateway\n"
+    "  kiln-edge check --config FILE                 validate a configuration and exit\n"
+    "  kiln-edge --help | --version\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE     edge configuration (TOML, see docs/CONFIGURATION.md)\n"
+    "  --log-level LEVEL     debug | info | warning | error (overrides [log] level)\n"
+    "  -h, --help            print this help and exit\n"
+    "  --version             print the version and exit\n"
+    "\n"
+    "Exit codes: 0 clean stop or valid config, 1 runtime failure, 2 bad config or usage.\n";
+
+struct Args {
+  bool check = false;
+  std::string config;
+  std::string log_level;
+};
+
+// A hand-written parser: the gateway takes four options, and a CLI library would add a
+// quarter of its code to every resident page count (docs/PERFORMANCE.md).
+std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    auto value = [&](std::string_view name, std::string& out) {
+      if (const size_t eq = a.find('='); eq != std::string_view::npos) {
+        out = std::string(a.substr(eq + 1));
+        return true;
+      }
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "kiln-edge: %.*s needs a value (see --help)\n",
+                     static_cast<int>(name.size()), name.data());
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      exit_code = 0;
+      return std::nullopt;
+    } else if (a == "--version") {
+      std::printf("kiln-edge %s\n", KILN_VERSION);
+      exit_code = 0;
+      return std::nullopt;
+    } else if (a == "check" && i == 1) {
+      args.check = true;
+    } else if (a == "-c" || a == "--config" || a.starts_with("--config=")) {
+      if (!value("--config", args.config)) {
+        exit_code = kExitConfig;
+        return std::nullopt;
+      }
+    } else if (a == "--log-level" || a.starts_with("--log-level=")) {
+      if (!value("--log-level", args.log_level)) {
+        exit_code = kExitConfig;
+        return std::nullopt;
+      }
+    } else {
+      std::fprintf(stderr, "kiln-edge: unknown argument '%s' (see --help)\n", argv[i]);
+      exit_code = kExitConfig;
+      return std::nullopt;
+    }
+  }
+  if (args.config.empty()) {
+    std::fprintf(stderr, "kiln-edge: --config FILE is required (see --help)\n");
+    exit_code = kExitConfig;
+    return std::nullopt;
+  }
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,21 +288,9 @@ int main(int argc, char** argv) {
   // (about 5 MiB more with 10,000 tags). A gateway's few threads allocate little and rarely
   // at once, so one arena costs no measurable throughput (docs/PERFORMANCE.md).
   mallopt(M_ARENA_MAX, 1);
-  CLI::App app{"kiln-edge: reads Modbus devices and publishes Sparkplug B 3.0 over MQTT"};
-  app.set_version_flag("--version", std::string("kiln-edge ") + KILN_VERSION);
-  std::string config;
-  std::string log_level;
-  app.add_option("-c,--config", config, "Edge configuration file (TOML)");
-  app.add_option("--log-level", log_level, "debug | info | warning | error (overrides [log])");
-  auto* check = app.add_subcommand("check", "Validate a configuration file and exit");
-  std::string check_config;
-  check->add_option("-c,--config", check_config, "Edge configuration file (TOML)")->required();
-  app.require_subcommand(0, 1);
-  CLI11_PARSE(app, argc, argv);
-  if (*check) return Check(check_config);
-  if (config.empty()) {
-    std::fprintf(stderr, "kiln-edge: --config FILE is required (see --help)\n");
-    return kExitConfig;
-  }
-  return Run(config, log_level);
+  int exit_code = 0;
+  const auto args = ParseArgs(argc, argv, exit_code);
+  if (!args) return exit_code;
+  if (args->check) return Check(args->config);
+  return Run(args->config, args->log_level);
 }

@@ -1,9 +1,13 @@
 // kiln-edge: the edge gateway. Reads field devices, applies report-by-exception and
 // publishes Sparkplug B 3.0 over MQTT. Wiring only; the behaviour lives in src/edge.
+#include <fcntl.h>
 #include <malloc.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -43,22 +47,51 @@ uint64_t ReadBdSeq(const std::string& dir) {
   return 0;
 }
 
+// Persists bdSeq atomically and durably: written to a temporary file, fsynced, renamed, and
+// the directory fsynced, so a power cut leaves the old or the new value, never an empty file.
 void WriteBdSeq(const std::string& dir, uint64_t value, const Logger& log) {
   if (dir.empty()) return;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  const auto path = std::filesystem::path(dir) / "bdseq";
-  const auto tmp = std::filesystem::path(dir) / "bdseq.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << value << "\n";
-    if (!out) {
-      log.Warn("cannot write {}: bdSeq will restart at 0 after a restart", tmp.string());
-      return;
+  const std::string path = (std::filesystem::path(dir) / "bdseq").string();
+  const std::string tmp = path + ".tmp";
+  const std::string text = std::to_string(value) + "\n";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(tmp.c_str(), path.c_str()) == 0;
+  if (ok) {
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  } else {
+    log.Warn("cannot write {}: {}; bdSeq restarts at 0 after a restart", path,
+             std::strerror(errno));
+  }
+}
+
+// A JSON string literal of `s`.
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out += c;
+        }
     }
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) log.Warn("cannot rename {}: {}", tmp.string(), ec.message());
+  return out + "\"";
 }
 
 std::vector<edge::NodeDevice> NodeDevices(const edge::EdgeConfig& cfg) {
@@ -109,9 +142,10 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   StderrSink sink(clock);
   Logger log(sink, "edge", level);
   for (const auto& w : cfg.warnings) log.Warn("{}", w);
+  // The queue outlives the registry whose callbacks read it.
+  queue::MemorySampleQueue queue(cfg.queue_max_samples);
   MetricsRegistry metrics;
 
-  queue::MemorySampleQueue queue(cfg.queue_max_samples);
   metrics.AddGaugeCallback("kiln_edge_queue_depth", "Samples waiting to be published", {},
                            [&queue] { return static_cast<double>(queue.stats().depth); });
   metrics.AddGaugeCallback("kiln_edge_queue_dropped_total",
@@ -124,8 +158,12 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   edge::UplinkOptions uplink_options;
   uplink_options.mqtt = cfg.mqtt;
   uplink_options.seed = static_cast<uint64_t>(clock.Now().time_since_epoch().count());
-  uplink_options.on_new_session = [&cfg, &log](uint64_t bd_seq) {
+  // Written when it changes (not on every reconnect attempt: flash wears).
+  uplink_options.on_new_session = [&cfg, &log, last = std::optional<uint64_t>()](
+                                      uint64_t bd_seq) mutable {
+    if (last == bd_seq) return;
     WriteBdSeq(cfg.state_dir, bd_seq, log);
+    last = bd_seq;
   };
   edge::Uplink uplink(uplink_options, node, queue, clock, log.Child("mqtt"), metrics);
 
@@ -161,7 +199,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
     for (size_t i = 0; i < runners.size(); ++i) {
       const bool online = runners[i]->online();
       all_online = all_online && online;
-      devices += fmt::format("{}\"{}\":\"{}\"", i ? "," : "", cfg.devices[i].id,
+      devices += fmt::format("{}{}:\"{}\"", i ? "," : "", JsonString(cfg.devices[i].id),
                              online ? "online" : "offline");
     }
     const bool mqtt = uplink.connected();

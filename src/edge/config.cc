@@ -82,8 +82,8 @@ void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& ne
     tag.deadband = t.GetDouble("deadband", 0.0);
     if (tag.deadband < 0) t.Error("deadband", "must not be negative");
     if (auto hb = t.GetDouble("heartbeat_s")) {
-      if (*hb <= 0) {
-        t.Error("heartbeat_s", "must be positive");
+      if (!(*hb >= 0.01 && *hb <= 86400 * 365)) {
+        t.Error("heartbeat_s", "must be between 0.01 and 31536000 seconds");
       } else {
         tag.heartbeat = std::chrono::milliseconds(static_cast<int64_t>(*hb * 1000));
       }

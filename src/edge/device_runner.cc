@@ -69,6 +69,7 @@ std::chrono::milliseconds DeviceRunner::RunOnce() {
     for (const Sample& s : *result) {
       if (engine_.Filter(s, now)) out.push_back(s);
     }
+    Push(out);  // under mu_, so a stale mark can never overtake these values
     last_good_ = now;
     stale_ = false;
     went_online = !online_;
@@ -85,15 +86,11 @@ std::chrono::milliseconds DeviceRunner::RunOnce() {
                           backoff_.failures(), result.status().ToString());
     MutexLock lock(mu_);
     out = engine_.MarkAll(quality, clock_.Now(), now);
+    Push(out);
     went_offline = online_;
     online_ = false;
   }
-  if (!out.empty()) {
-    samples_.Increment(out.size());
-    Status s = queue_.Push(out);
-    if (!s.ok()) log_.Error("device {}: queue refused {} samples: {}", options_.device_id,
-                            out.size(), s.ToString());
-  }
+
   // Status after the samples, so the publisher sees the Bad values before the DDEATH.
   if (went_online) {
     log_.Info("device {} online", options_.device_id);
@@ -110,16 +107,21 @@ std::chrono::milliseconds DeviceRunner::RunOnce() {
 
 void DeviceRunner::CheckStale() {
   const MonoTime now = clock_.Monotonic();
-  std::vector<Sample> out;
-  {
-    MutexLock lock(mu_);
-    if (!online_ || stale_ || now - last_good_ <= 3 * options_.poll) return;
-    stale_ = true;
-    out = engine_.MarkStale(contract::status::kUncertainLastUsableValue, clock_.Now(), now);
+  MutexLock lock(mu_);
+  if (!online_ || stale_ || now - last_good_ <= 3 * options_.poll) return;
+  stale_ = true;
+  Push(engine_.MarkStale(contract::status::kUncertainLastUsableValue, clock_.Now(), now));
+}
+
+void DeviceRunner::Push(const std::vector<Sample>& samples) {
+  if (samples.empty()) return;
+  samples_.Increment(samples.size());
+  Status s = queue_.Push(samples);
+  if (!s.ok()) {
+    KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kError, "queue",
+                          "device {}: queue refused {} samples: {}", options_.device_id,
+                          samples.size(), s.ToString());
   }
-  if (out.empty()) return;
-  samples_.Increment(out.size());
-  queue_.Push(out).IgnoreError();  // the memory queue never fails; a durable one logs itself
 }
 
 void DeviceRunner::Loop(std::stop_token stop) {

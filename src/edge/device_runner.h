@@ -59,6 +59,9 @@ class DeviceRunner {
 
  private:
   void Loop(std::stop_token stop);
+  // Counts and queues what the scan engine passed. REQUIRES: mu_ held, so samples of one
+  // device enter the queue in the order the engine produced them.
+  void Push(const std::vector<contract::Sample>& samples) KILN_REQUIRES(mu_);
 
   const DeviceRunnerOptions options_;
   std::unique_ptr<drivers::Driver> driver_;

@@ -209,7 +209,13 @@ void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out,
       ts.quality = s.quality;
       ts.time = s.source_time;
     }
-    if (!publish || !devices_[dev].online) continue;
+    if (!publish) continue;
+    if (!devices_[dev].online) {
+      // A device that went away during the outage has no birth in this session, so its
+      // history cannot be sent; count it (the durable queue will keep it, issue 3).
+      if (historical) ++stats_.history_dropped;
+      continue;
+    }
     sparkplug::Metric m;
     m.alias = ts.alias;
     m.timestamp = static_cast<uint64_t>(ToEpochMillis(s.source_time));
@@ -246,14 +252,18 @@ Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic,
     return p.status().WithContext(topic);
   }
   bool rebirth = false;
+  std::string unsupported;
   for (const auto& m : p->metrics) {
     if (m.name && *m.name == kRebirth) {
       if (const bool* b = m.value.get_if<bool>(); b && *b) rebirth = true;
     } else {
-      ++stats_.bad_commands;
-      return InvalidArgumentError(fmt::format("{}: unsupported node command '{}'", topic,
-                                              m.name.value_or("<alias>")));
+      unsupported += (unsupported.empty() ? "" : ", ") + m.name.value_or("<alias>");
     }
+  }
+  if (!unsupported.empty()) ++stats_.bad_commands;  // counted, but a rebirth still happens
+  if (!rebirth && !unsupported.empty()) {
+    return InvalidArgumentError(
+        fmt::format("{}: unsupported node command(s) {}", topic, unsupported));
   }
   if (!rebirth || !in_session_) return Command::kNone;
   ++stats_.rebirths;

@@ -51,6 +51,7 @@ struct EdgeNodeStats {
   uint64_t metrics = 0;           // metric values in DDATA messages
   uint64_t rebirths = 0;          // rebirth requests honoured
   uint64_t bad_commands = 0;      // NCMD/DCMD that could not be decoded or are unsupported
+  uint64_t history_dropped = 0;   // historical samples of devices offline at replay
 };
 
 class EdgeNode {

@@ -27,6 +27,9 @@ Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
                                    "MQTT sessions established")),
       bad_commands_(metrics.GetCounter("kiln_edge_bad_commands_total",
                                        "Commands that were malformed or unsupported")),
+      history_dropped_(metrics.GetCounter(
+          "kiln_edge_history_dropped_total",
+          "Queued samples not replayed because their device was offline at reconnect")),
       connected_gauge_(metrics.GetGauge("kiln_edge_mqtt_connected", "1 while connected")) {}
 
 Uplink::~Uplink() { Stop(); }
@@ -72,11 +75,15 @@ void Uplink::Connect() {
   will.retain = false;
   if (options_.on_new_session) options_.on_new_session(node_.bd_seq());
   auto client = mqtt::MqttClient::Connect(options_.mqtt, will, [this, generation](mqtt::Event e) {
+    // libmosquitto reports every QoS 0 packet written: only the NDEATH at shutdown waits
+    // for one, so those neither queue nor interrupt the loop.
+    const bool published = e.kind == mqtt::Event::Kind::kPublished;
     {
       MutexLock lock(mu_);
+      if (published && !await_published_) return;
       mqtt_events_.push_back(ClientEvent{generation, std::move(e)});
     }
-    queue_.Wake();
+    if (!published) queue_.Wake();
     cv_.NotifyAll();
   });
   if (!client.ok()) {
@@ -130,6 +137,8 @@ bool Uplink::Publish(std::vector<Message>& messages) {
 void Uplink::HandleEvent(mqtt::Event& e) {
   switch (e.kind) {
     case mqtt::Event::Kind::kConnected: {
+      // The broker accepted the session (and holds its Will): the next one takes a new bdSeq.
+      session_up_ = true;
       for (const auto& topic : node_.CommandTopics()) {
         Status s = client_->Subscribe(topic, 1);
         if (!s.ok()) {
@@ -137,7 +146,6 @@ void Uplink::HandleEvent(mqtt::Event& e) {
           return;
         }
       }
-      session_up_ = true;
       births_due_ = true;
       backoff_.Reset();
       {
@@ -158,8 +166,8 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       break;
     case mqtt::Event::Kind::kMessage: {
       auto command = node_.OnMessage(e.topic, e.payload);
+      SyncNodeStats();
       if (!command.ok()) {
-        bad_commands_.Increment();
         KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, e.topic,
                               "ignored command: {}", command.status().ToString());
       } else if (*command == EdgeNode::Command::kRebirth) {
@@ -180,12 +188,18 @@ void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
   // Everything not yet acknowledged was queued before these births: the births must show
   // its latest values, and it is sent afterwards as history with its original timestamps.
   queue_.Rewind();
-  const queue::SampleBatch backlog =
-      queue_.Read(std::numeric_limits<size_t>::max(), clock_.Monotonic());
-  node_.Data(backlog.samples, out_);
-  replay_until_ = backlog.first_id + backlog.samples.size();
+  uint64_t end_id = 0;
+  while (true) {  // in batches: bounded memory and short holds of the queue's lock
+    const queue::SampleBatch backlog = queue_.Read(options_.max_batch, clock_.Monotonic());
+    if (backlog.samples.empty()) {
+      if (end_id == 0) end_id = backlog.first_id;
+      break;
+    }
+    node_.Data(backlog.samples, out_);  // state only while births are pending
+    end_id = backlog.first_id + backlog.samples.size();
+  }
+  replay_until_ = end_id;
   queue_.Rewind();
-  out_.clear();  // nothing is published while births are pending
   node_.Births(out_);
   if (Publish(out_)) births_due_ = false;
 }
@@ -198,10 +212,18 @@ void Uplink::PublishBatch(const queue::SampleBatch& batch) {
                                               : 0));
   node_.Data(samples.first(historical), out_, /*historical=*/true);
   node_.Data(samples.subspan(historical), out_);
+  SyncNodeStats();
   if (Publish(out_)) {
     queue_.Ack(batch.first_id + batch.samples.size() - 1);
     published_samples_.Increment(batch.samples.size());
   }
+}
+
+void Uplink::SyncNodeStats() {
+  const EdgeNodeStats& now = node_.stats();
+  bad_commands_.Increment(now.bad_commands - seen_stats_.bad_commands);
+  history_dropped_.Increment(now.history_dropped - seen_stats_.history_dropped);
+  seen_stats_ = now;
 }
 
 void Uplink::Loop(std::stop_token stop) {
@@ -227,7 +249,9 @@ void Uplink::Loop(std::stop_token stop) {
       bool interrupted = false;
       {
         MutexLock lock(mu_);
-        interrupted = !mqtt_events_.empty();
+        interrupted = std::any_of(mqtt_events_.begin(), mqtt_events_.end(), [](const auto& ce) {
+          return ce.event.kind != mqtt::Event::Kind::kPublished;
+        });
         if (interrupted) {
           // A command (e.g. a rebirth request) arrived while waiting: it goes first, and so
           // do the device changes taken with this batch.
@@ -266,22 +290,32 @@ void Uplink::Shutdown() {
     // Deliberate disconnect: publish NDEATH ourselves (QoS 1, wait for the PUBACK), then
     // DISCONNECT, which makes the broker discard the Will.
     Message death = node_.Death();
+    bool acked = false;
+    {
+      MutexLock lock(mu_);
+      await_published_ = true;  // before publishing: its PUBACK may come back at once
+    }
     auto mid = client_->Publish(death.topic, death.payload, 1, false);
     if (mid.ok()) {
       const MonoTime until = clock_.Monotonic() + kDeathAckWait;
       MutexLock lock(mu_);
-      cv_.WaitUntil(lock, until, [&]() KILN_REQUIRES(mu_) {
-        for (const auto& ce : mqtt_events_) {
-          if (ce.generation == generation_ && ce.event.kind == mqtt::Event::Kind::kPublished &&
-              ce.event.message_id == *mid) {
-            return true;
-          }
-        }
-        return false;
+      acked = cv_.WaitUntil(lock, until, [&]() KILN_REQUIRES(mu_) {
+        return std::any_of(mqtt_events_.begin(), mqtt_events_.end(), [&](const auto& ce) {
+          return ce.generation == generation_ && ce.event.kind == mqtt::Event::Kind::kPublished &&
+                 ce.event.message_id == *mid;
+        });
       });
     }
-    client_->Disconnect().IgnoreError();
-    log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
+    if (acked) {
+      client_->Disconnect().IgnoreError();
+      log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
+    } else {
+      // No PUBACK: the link is gone or stuck. Drop it without DISCONNECT so the broker
+      // publishes the Will, the same NDEATH, instead of waiting for a keep-alive.
+      log_.Warn("NDEATH not acknowledged within {} s; dropping the connection (the broker "
+                "publishes the Will)",
+                std::chrono::duration_cast<std::chrono::seconds>(kDeathAckWait).count());
+    }
   }
   client_.reset();
   node_.EndSession(session_up_);

@@ -67,6 +67,8 @@ class Uplink final : public DeviceStatusSink {
   // Publishes and clears `messages`; false (and the session is lost) on failure.
   bool Publish(std::vector<Message>& messages);
   void Lost(const std::string& why);
+  // Adds what the node counted since the last call to the metrics.
+  void SyncNodeStats();
   void Shutdown();
 
   UplinkOptions options_;
@@ -79,6 +81,7 @@ class Uplink final : public DeviceStatusSink {
   CondVar cv_;
   std::deque<ClientEvent> mqtt_events_ KILN_GUARDED_BY(mu_);
   bool stopping_ KILN_GUARDED_BY(mu_) = false;
+  bool await_published_ KILN_GUARDED_BY(mu_) = false;  // at shutdown: keep kPublished events
   std::vector<DeviceEvent> device_events_ KILN_GUARDED_BY(mu_);
   bool connected_ KILN_GUARDED_BY(mu_) = false;
 
@@ -97,6 +100,8 @@ class Uplink final : public DeviceStatusSink {
   Counter& published_samples_;
   Counter& connects_;
   Counter& bad_commands_;
+  Counter& history_dropped_;
+  EdgeNodeStats seen_stats_;  // node stats already added to the counters
   Gauge& connected_gauge_;
 
   std::jthread thread_;

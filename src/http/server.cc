@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <cstring>
 
@@ -19,7 +20,7 @@ namespace kiln::http {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 64 * 1024;
-constexpr int kIoTimeoutMs = 5000;
+constexpr auto kRequestTimeout = std::chrono::seconds(3);
 
 std::string_view StatusText(int status) {
   switch (status) {
@@ -62,18 +63,24 @@ std::string UrlDecode(std::string_view s) {
   return out;
 }
 
-// Waits until `fd` is ready for `events` or the timeout passes.
-bool WaitFd(int fd, short events) {
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Waits until `fd` is ready for `events`; false once `deadline` has passed. One deadline
+// covers a whole request, so a slow client cannot hold the (single) server thread.
+bool WaitFd(int fd, short events, Deadline deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
   pollfd p{fd, events, 0};
-  return ::poll(&p, 1, kIoTimeoutMs) == 1;
+  return ::poll(&p, 1, static_cast<int>(left.count())) == 1;
 }
 
-bool SendAll(int fd, std::string_view data) {
+bool SendAll(int fd, std::string_view data, Deadline deadline) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN && WaitFd(fd, POLLOUT)) continue;
+      if (errno == EAGAIN && WaitFd(fd, POLLOUT, deadline)) continue;
       return false;
     }
     data.remove_prefix(static_cast<size_t>(n));
@@ -81,11 +88,11 @@ bool SendAll(int fd, std::string_view data) {
   return true;
 }
 
-void Reply(int fd, const Response& r) {
+void Reply(int fd, const Response& r, Deadline deadline, bool head_only = false) {
   std::string head = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
       r.status, StatusText(r.status), r.content_type, r.body.size());
-  if (SendAll(fd, head)) SendAll(fd, r.body);
+  if (SendAll(fd, head, deadline) && !head_only) SendAll(fd, r.body, deadline);
 }
 
 }  // namespace
@@ -170,19 +177,29 @@ void HttpServer::Serve(std::stop_token stop) {
     if (fds[1].revents) return;
     if (!(fds[0].revents & POLLIN)) continue;
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      // Out of descriptors: the pending connection stays, so wait instead of spinning.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        pollfd wake{wake_fds_[0], POLLIN, 0};
+        ::poll(&wake, 1, 100);
+      }
+      continue;
+    }
     HandleConnection(fd);
     ::close(fd);
   }
 }
 
 void HttpServer::HandleConnection(int fd) {
+  const Deadline deadline = std::chrono::steady_clock::now() + kRequestTimeout;
   std::string data;
   char buf[4096];
   size_t header_end = std::string::npos;
   while (header_end == std::string::npos) {
-    if (data.size() > kMaxRequestBytes) return Reply(fd, {413, "text/plain", "too large\n"});
-    if (!WaitFd(fd, POLLIN)) return;
+    if (data.size() > kMaxRequestBytes) {
+      return Reply(fd, {413, "text/plain", "too large\n"}, deadline);
+    }
+    if (!WaitFd(fd, POLLIN, deadline)) return;
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n <= 0) {
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
@@ -197,7 +214,7 @@ void HttpServer::HandleConnection(int fd) {
   const size_t sp1 = line.find(' ');
   const size_t sp2 = line.rfind(' ');
   if (sp1 == std::string_view::npos || sp2 <= sp1) {
-    return Reply(fd, {400, "text/plain", "bad request line\n"});
+    return Reply(fd, {400, "text/plain", "bad request line\n"}, deadline);
   }
   Request req;
   req.method = std::string(line.substr(0, sp1));
@@ -217,11 +234,11 @@ void HttpServer::HandleConnection(int fd) {
     }
   }
   const auto it = routes_.find(req.path);
-  if (it == routes_.end()) return Reply(fd, {404, "text/plain", "not found\n"});
+  if (it == routes_.end()) return Reply(fd, {404, "text/plain", "not found\n"}, deadline);
   if (req.method != "GET" && req.method != "HEAD") {
-    return Reply(fd, {405, "text/plain", "method not allowed\n"});
+    return Reply(fd, {405, "text/plain", "method not allowed\n"}, deadline);
   }
-  Reply(fd, it->second(req));
+  Reply(fd, it->second(req), deadline, /*head_only=*/req.method == "HEAD");
 }
 
 }  // namespace kiln::http

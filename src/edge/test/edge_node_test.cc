@@ -204,6 +204,36 @@ TEST_F(EdgeNodeTest, RebirthCommandRepublishesBirthsWithSameBdSeq) {
   EXPECT_EQ(node_.stats().rebirths, 1u);
 }
 
+TEST_F(EdgeNodeTest, RebirthWinsOverUnsupportedMetricsInTheSameCommand) {
+  node_.BeginSession();
+  sparkplug::Payload cmd;
+  for (const char* name : {"Node Control/Reboot", "Node Control/Rebirth"}) {
+    sparkplug::Metric m;
+    m.name = name;
+    m.datatype = DataType::kBoolean;
+    m.value = Value(true);
+    cmd.metrics.push_back(m);
+  }
+  sparkplug::Encoder enc;
+  std::string bytes;
+  ASSERT_THAT(enc.Encode(cmd, bytes), IsOk());
+  auto command = node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", bytes);
+  ASSERT_THAT(command, IsOk());
+  EXPECT_EQ(*command, EdgeNode::Command::kRebirth);
+  EXPECT_EQ(node_.stats().bad_commands, 1u);
+}
+
+TEST_F(EdgeNodeTest, HistoryOfADeviceOfflineAtReplayIsCounted) {
+  node_.SetDeviceOnline(0, true, out_);
+  node_.BeginSession();
+  node_.Births(out_);
+  node_.SetDeviceOnline(0, false, out_);
+  out_.clear();
+  node_.Data(std::vector<Sample>{At(0, Value(1.0f)), At(1, Value(true))}, out_, true);
+  EXPECT_TRUE(out_.empty());
+  EXPECT_EQ(node_.stats().history_dropped, 2u);
+}
+
 TEST_F(EdgeNodeTest, GarbageCommandIsCountedNotFatal) {
   node_.BeginSession();
   EXPECT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01", "\xff\xff\xff"),

@@ -62,6 +62,13 @@ TEST_F(HttpServerTest, UnknownPathIs404AndOtherMethods405) {
   EXPECT_THAT(RoundTrip(server_.port(), "POST /health HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 405"));
 }
 
+TEST_F(HttpServerTest, HeadHasHeadersButNoBody) {
+  const std::string r = RoundTrip(server_.port(), "HEAD /health HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(r, HasSubstr("Content-Length: 22\r\n"));
+  EXPECT_THAT(r, EndsWith("\r\n\r\n"));
+}
+
 TEST_F(HttpServerTest, GarbageGetsBadRequestAndServerKeepsServing) {
   EXPECT_THAT(RoundTrip(server_.port(), "garbage\r\n\r\n"), StartsWith("HTTP/1.1 400"));
   EXPECT_THAT(RoundTrip(server_.port(), std::string(70000, 'a')), StartsWith("HTTP/1.1 413"));

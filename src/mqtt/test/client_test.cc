@@ -21,10 +21,16 @@ TEST(ParseBrokerUrlTest, AcceptsMqttAndMqtts) {
   EXPECT_EQ(b->port, 8883);
   EXPECT_TRUE(b->tls);
   EXPECT_EQ(ParseBrokerUrl("mqtt://localhost")->port, 1883);
+  auto v6 = ParseBrokerUrl("mqtt://[::1]:1884");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 1884);
+  EXPECT_EQ(ParseBrokerUrl("mqtts://[fe80::1]")->host, "fe80::1");
 }
 
 TEST(ParseBrokerUrlTest, RejectsBadUrls) {
-  for (const char* bad : {"tcp://x:1", "mqtt://", "mqtt://h:0", "mqtt://h:70000", "mqtt://h:x"}) {
+  for (const char* bad : {"tcp://x:1", "mqtt://", "mqtt://h:0", "mqtt://h:70000", "mqtt://h:x",
+                          "mqtt://[::1", "mqtt://[::1]x", "mqtt://[]:1"}) {
     EXPECT_THAT(ParseBrokerUrl(bad), StatusIs(StatusCode::kInvalidArgument)) << bad;
   }
 }

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "core/host_port.h"
+
 namespace kiln::http {
 
 namespace {
@@ -98,17 +100,8 @@ void Reply(int fd, const Response& r, Deadline deadline, bool head_only = false)
 }  // namespace
 
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view listen) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return InvalidArgumentError(fmt::format("'{}' is not host:port", listen));
-  }
-  std::string_view port = listen.substr(colon + 1);
-  unsigned value = 0;
-  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || p != port.data() + port.size() || value > 65535) {
-    return InvalidArgumentError(fmt::format("'{}': bad port '{}'", listen, port));
-  }
-  return std::make_pair(std::string(listen.substr(0, colon)), static_cast<uint16_t>(value));
+  KILN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(listen, {.default_port = std::nullopt, .allow_port_zero = true}));
+  return std::make_pair(std::move(hp.host), hp.port);
 }
 
 HttpServer::HttpServer() = default;

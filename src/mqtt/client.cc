@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <mosquitto.h>
 
+#include "core/host_port.h"
+
 namespace kiln::mqtt {
 
 namespace {
@@ -34,33 +36,10 @@ Result<BrokerAddress> ParseBrokerUrl(std::string_view url) {
         fmt::format("'{}' is not an MQTT URL (mqtt://host:port or mqtts://host:port)", url));
   }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  std::string_view host = rest;
-  std::string_view after_host;  // ":port" or empty
-  if (rest.starts_with('[')) {  // [IPv6]:port
-    const size_t close = rest.find(']');
-    if (close == std::string_view::npos) {
-      return InvalidArgumentError(fmt::format("'{}': missing ']' after the IPv6 address", url));
-    }
-    host = rest.substr(1, close - 1);
-    after_host = rest.substr(close + 1);
-    if (!after_host.empty() && after_host.front() != ':') {
-      return InvalidArgumentError(fmt::format("'{}': expected ':port' after ']'", url));
-    }
-  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    after_host = rest.substr(colon);
-  }
-  if (!after_host.empty()) {
-    std::string_view port = after_host.substr(1);
-    unsigned value = 0;
-    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535) {
-      return InvalidArgumentError(fmt::format("'{}': bad port '{}'", url, port));
-    }
-    out.port = static_cast<uint16_t>(value);
-  }
-  if (host.empty()) return InvalidArgumentError(fmt::format("'{}': missing host", url));
-  out.host = std::string(host);
+  auto hp = ParseHostPort(rest, {.default_port = out.port});
+  if (!hp.ok()) return hp.status().WithContext(fmt::format("MQTT URL '{}'", url));
+  out.host = std::move(hp->host);
+  out.port = hp->port;
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "sim/config.h"
 
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "core/config.h"
+#include "core/host_port.h"
 
 namespace kiln::sim {
 
@@ -50,25 +52,14 @@ std::vector<std::string_view> SignalKeys(SignalKind kind) {
 
 // Reads "host:port" with an IPv4 host (or "localhost").
 Result<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string_view::npos) {
-    return InvalidArgumentError(fmt::format("'{}' is not host:port", listen));
-  }
-  std::string host(listen.substr(0, colon));
-  if (host == "localhost") host = "127.0.0.1";
+  KILN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(listen, {.default_port = std::nullopt, .allow_port_zero = true}));
+  if (hp.host == "localhost") hp.host = "127.0.0.1";
   in_addr addr{};
-  if (inet_pton(AF_INET, host.c_str(), &addr) != 1) {
+  if (inet_pton(AF_INET, hp.host.c_str(), &addr) != 1) {
     return InvalidArgumentError(
         fmt::format("'{}': the host must be an IPv4 address or localhost", listen));
   }
-  const std::string_view port = listen.substr(colon + 1);
-  uint32_t value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
-    return InvalidArgumentError(
-        fmt::format("'{}': the port must be an integer in 0..65535", listen));
-  }
-  return std::make_pair(host, static_cast<uint16_t>(value));
+  return std::make_pair(hp.host, hp.port);
 }
 
 // The range of values `type` holds, for "does not fit" checks.

@@ -1,5 +1,6 @@
 #include "drivers/modbus/modbus_config.h"
 
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+
+#include "core/host_port.h"
 
 namespace kiln::drivers::modbus {
 
@@ -81,55 +84,10 @@ Result<RegisterRef> ParseRegister(std::string_view text) {
   return RegisterRef{*kind, static_cast<uint16_t>(*address)};
 }
 
-struct HostPort {
-  std::string host;
-  uint16_t port = 502;
-};
-
-Result<HostPort> ParseHostPort(std::string_view text) {
-  std::string_view host = text;
-  std::optional<std::string_view> port;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos) {
-      return InvalidArgumentError(fmt::format("'{}' has no closing ']'", text));
-    }
-    host = text.substr(1, close - 1);
-    const std::string_view rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') {
-        return InvalidArgumentError(fmt::format("'{}': expected ':port' after ']'", text));
-      }
-      port = rest.substr(1);
-    }
-  } else {
-    const size_t colon = text.find(':');
-    if (colon != std::string_view::npos) {
-      if (text.find(':', colon + 1) != std::string_view::npos) {
-        return InvalidArgumentError(
-            fmt::format("'{}': write an IPv6 address in brackets, as [addr]:port", text));
-      }
-      host = text.substr(0, colon);
-      port = text.substr(colon + 1);
-    }
-  }
-  if (host.empty()) {
-    return InvalidArgumentError(fmt::format("'{}' has no host (use host:port)", text));
-  }
-  HostPort out{std::string(host)};
-  if (port) {
-    const std::optional<uint64_t> n = ParseDigits(*port);
-    if (!n || *n == 0 || *n > 65535) {
-      return InvalidArgumentError(fmt::format("'{}': '{}' is not a port (1..65535)", text, *port));
-    }
-    out.port = static_cast<uint16_t>(*n);
-  }
-  return out;
-}
 
 void ParseTcp(const ConfigTable& device, ModbusDeviceConfig& config) {
   if (std::optional<std::string> address = device.RequireString("address")) {
-    Result<HostPort> hp = ParseHostPort(*address);
+    Result<HostPort> hp = ParseHostPort(*address, {.default_port = 502});
     if (hp.ok()) {
       config.host = hp->host;
       config.port = hp->port;

@@ -85,7 +85,6 @@ Message EdgeNode::BeginSession() {
   births_sent_ = false;
   Message will = Death();
   --stats_.messages;  // a Will is not published by us
-  will.qos = 1;
   return will;
 }
 
@@ -95,13 +94,17 @@ void EdgeNode::EndSession(bool established) {
   if (established) bd_seq_ = (bd_seq_ + 1) % 256;
 }
 
-Message EdgeNode::Death() {
-  sparkplug::Payload p;
+sparkplug::Metric EdgeNode::BdSeqMetric() const {
   sparkplug::Metric bd;
   bd.name = std::string(kBdSeq);
   bd.datatype = DataType::kInt64;
   bd.value = Value(static_cast<int64_t>(bd_seq_));
-  p.metrics.push_back(std::move(bd));
+  return bd;
+}
+
+Message EdgeNode::Death() {
+  sparkplug::Payload p;
+  p.metrics.push_back(BdSeqMetric());  // no timestamp: NDEATH may be sent much later (Will)
   Message m = Build(MessageType::kNDeath, std::string(), p, /*with_seq=*/false);
   m.qos = 1;
   return m;
@@ -140,11 +143,8 @@ void EdgeNode::Births(std::vector<Message>& out) {
   seq_ = 0;
   sparkplug::Payload p;
   const uint64_t now = static_cast<uint64_t>(ToEpochMillis(clock_.Now()));
-  sparkplug::Metric bd;
-  bd.name = std::string(kBdSeq);
-  bd.datatype = DataType::kInt64;
+  sparkplug::Metric bd = BdSeqMetric();
   bd.timestamp = now;
-  bd.value = Value(static_cast<int64_t>(bd_seq_));
   p.metrics.push_back(std::move(bd));
   sparkplug::Metric rebirth;
   rebirth.name = std::string(kRebirth);

@@ -111,6 +111,7 @@ class EdgeNode {
   struct DeviceState;
 
   sparkplug::Metric BirthMetric(const TagState& tag) const;
+  sparkplug::Metric BdSeqMetric() const;
   Message Build(sparkplug::MessageType type, const std::string& device_id,
                 sparkplug::Payload& payload, bool with_seq);
   void DeviceBirth(DeviceState& device, std::vector<Message>& out);

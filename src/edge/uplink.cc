@@ -67,12 +67,8 @@ void Uplink::OnDeviceStatus(size_t device_index, bool online) {
 
 void Uplink::Connect() {
   const uint64_t generation = ++generation_;
-  mqtt::WillMessage will;
   Message death = node_.BeginSession();
-  will.topic = death.topic;
-  will.payload = std::move(death.payload);
-  will.qos = 1;
-  will.retain = false;
+  const mqtt::WillMessage will{death.topic, std::move(death.payload), death.qos, death.retain};
   if (options_.on_new_session) options_.on_new_session(node_.bd_seq());
   auto client = mqtt::MqttClient::Connect(options_.mqtt, will, [this, generation](mqtt::Event e) {
     // libmosquitto reports every QoS 0 packet written: only the NDEATH at shutdown waits

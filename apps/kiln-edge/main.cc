@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/stop.h"
 #include "drivers/modbus/modbus_driver.h"
 #include "edge/config.h"
 #include "edge/device_runner.h"
@@ -222,14 +223,10 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   // Watchdog: values not refreshed for 3 poll periods turn Uncertain.
   std::chrono::milliseconds tick(1000);
   for (const auto& d : cfg.devices) tick = std::min(tick, d.poll);
-  std::jthread watchdog([&runners, tick](std::stop_token stop) {
-    std::mutex m;
-    std::condition_variable_any cv;
-    while (!stop.stop_requested()) {
+  std::jthread watchdog([&runners, &clock, tick](std::stop_token stop) {
+    do {
       for (auto& r : runners) r->CheckStale();
-      std::unique_lock lock(m);
-      cv.wait_for(lock, stop, tick, [] { return false; });
-    }
+    } while (SleepUntil(stop, clock.Monotonic() + tick));
   });
 
   int sig = 0;

@@ -1,7 +1,8 @@
 #include "edge/device_runner.h"
 
 #include <algorithm>
-#include <condition_variable>
+
+#include "core/stop.h"
 
 namespace kiln::edge {
 
@@ -125,17 +126,13 @@ void DeviceRunner::Push(const std::vector<Sample>& samples) {
 }
 
 void DeviceRunner::Loop(std::stop_token stop) {
-  std::mutex m;
-  std::condition_variable_any cv;
   // Fixed-rate polling: the next poll is due one period after the previous one started.
   MonoTime next = clock_.Monotonic();
-  while (!stop.stop_requested()) {
+  do {
     const MonoTime started = clock_.Monotonic();
     const auto wait = RunOnce();
     next = backoff_.failures() == 0 ? std::max(next + wait, started) : clock_.Monotonic() + wait;
-    std::unique_lock lock(m);
-    cv.wait_until(lock, stop, next, [] { return false; });
-  }
+  } while (SleepUntil(stop, next));
   driver_->Disconnect();
 }
 

@@ -1,6 +1,7 @@
 // kiln-edge: the edge gateway. Reads field devices, applies report-by-exception and
 // publishes Sparkplug B 3.0 over MQTT. Wiring only; the behaviour lives in src/edge.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -16,8 +17,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -79,11 +78,21 @@ std::string JsonString(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
@@ -160,8 +169,8 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   uplink_options.mqtt = cfg.mqtt;
   uplink_options.seed = static_cast<uint64_t>(clock.Now().time_since_epoch().count());
   // Written when it changes (not on every reconnect attempt: flash wears).
-  uplink_options.on_new_session = [&cfg, &log, last = std::optional<uint64_t>()](
-                                      uint64_t bd_seq) mutable {
+  uplink_options.on_new_session = [&cfg, &log,
+                                   last = std::optional<uint64_t>()](uint64_t bd_seq) mutable {
     if (last == bd_seq) return;
     WriteBdSeq(cfg.state_dir, bd_seq, log);
     last = bd_seq;
@@ -214,8 +223,8 @@ int Run(const std::string& path, const std::string& log_level_flag) {
     return kExitRuntime;
   }
   log.Info("kiln-edge {} node {}/{}: {} devices, /health and /metrics on {}:{}", KILN_VERSION,
-           cfg.group_id, cfg.edge_node_id, cfg.devices.size(), cfg.http_listen.substr(0, cfg.http_listen.rfind(':')),
-           http.port());
+           cfg.group_id, cfg.edge_node_id, cfg.devices.size(),
+           cfg.http_listen.substr(0, cfg.http_listen.rfind(':')), http.port());
 
   uplink.Start();
   for (auto& r : runners) r->Start();
@@ -239,7 +248,6 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   http.Stop();
   return 0;
 }
-
 
 constexpr char kUsage[] =
     "kiln-edge: reads Modbus devices and publishes Sparkplug B 3.0 over MQTT\n"

@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
     if (e.kind == mqtt::Event::Kind::kConnected) connected = true;
     if (e.kind != mqtt::Event::Kind::kMessage) return;
     auto t = sparkplug::ParseTopic(e.topic);
-    if (!t.ok() || (t->type != sparkplug::MessageType::kDData &&
-                    t->type != sparkplug::MessageType::kNData)) {
+    if (!t.ok() ||
+        (t->type != sparkplug::MessageType::kDData && t->type != sparkplug::MessageType::kNData)) {
       return;
     }
     auto p = decoder.Decode(e.payload);
@@ -59,12 +59,12 @@ int main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(measure_s));
   const uint64_t m1 = metrics, n1 = messages;
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("{\"points_per_s\": %.0f, \"messages_per_s\": %.1f, \"points\": %llu, "
-              "\"decode_errors\": %llu}\n",
-              (m1 - m0) / secs, (n1 - n0) / secs, static_cast<unsigned long long>(m1 - m0),
-              static_cast<unsigned long long>(errors.load()));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf(
+      "{\"points_per_s\": %.0f, \"messages_per_s\": %.1f, \"points\": %llu, "
+      "\"decode_errors\": %llu}\n",
+      (m1 - m0) / secs, (n1 - n0) / secs, static_cast<unsigned long long>(m1 - m0),
+      static_cast<unsigned long long>(errors.load()));
   (void)(*client)->Disconnect();
   return 0;
 }

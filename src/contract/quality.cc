@@ -1,9 +1,9 @@
 #include "contract/quality.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace kiln::contract {
 

@@ -1,27 +1,40 @@
 #include "contract/value.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <limits>
-
-#include <fmt/format.h>
 
 namespace kiln::contract {
 
 std::string_view ValueTypeName(ValueType type) {
   switch (type) {
-    case ValueType::kNull: return "null";
-    case ValueType::kBool: return "bool";
-    case ValueType::kInt8: return "int8";
-    case ValueType::kInt16: return "int16";
-    case ValueType::kInt32: return "int32";
-    case ValueType::kInt64: return "int64";
-    case ValueType::kUInt8: return "uint8";
-    case ValueType::kUInt16: return "uint16";
-    case ValueType::kUInt32: return "uint32";
-    case ValueType::kUInt64: return "uint64";
-    case ValueType::kFloat: return "float32";
-    case ValueType::kDouble: return "float64";
-    case ValueType::kString: return "string";
+    case ValueType::kNull:
+      return "null";
+    case ValueType::kBool:
+      return "bool";
+    case ValueType::kInt8:
+      return "int8";
+    case ValueType::kInt16:
+      return "int16";
+    case ValueType::kInt32:
+      return "int32";
+    case ValueType::kInt64:
+      return "int64";
+    case ValueType::kUInt8:
+      return "uint8";
+    case ValueType::kUInt16:
+      return "uint16";
+    case ValueType::kUInt32:
+      return "uint32";
+    case ValueType::kUInt64:
+      return "uint64";
+    case ValueType::kFloat:
+      return "float32";
+    case ValueType::kDouble:
+      return "float64";
+    case ValueType::kString:
+      return "string";
   }
   return "unknown";
 }
@@ -82,19 +95,32 @@ Value Saturate(double v) {
 
 Value Value::FromDouble(double v, ValueType type) {
   switch (type) {
-    case ValueType::kBool: return Value(v != 0.0);
-    case ValueType::kInt8: return Saturate<int8_t>(v);
-    case ValueType::kInt16: return Saturate<int16_t>(v);
-    case ValueType::kInt32: return Saturate<int32_t>(v);
-    case ValueType::kInt64: return Saturate<int64_t>(v);
-    case ValueType::kUInt8: return Saturate<uint8_t>(v);
-    case ValueType::kUInt16: return Saturate<uint16_t>(v);
-    case ValueType::kUInt32: return Saturate<uint32_t>(v);
-    case ValueType::kUInt64: return Saturate<uint64_t>(v);
-    case ValueType::kFloat: return Value(static_cast<float>(v));
-    case ValueType::kDouble: return Value(v);
-    case ValueType::kString: return Value(fmt::format("{}", v));
-    case ValueType::kNull: return Value();
+    case ValueType::kBool:
+      return Value(v != 0.0);
+    case ValueType::kInt8:
+      return Saturate<int8_t>(v);
+    case ValueType::kInt16:
+      return Saturate<int16_t>(v);
+    case ValueType::kInt32:
+      return Saturate<int32_t>(v);
+    case ValueType::kInt64:
+      return Saturate<int64_t>(v);
+    case ValueType::kUInt8:
+      return Saturate<uint8_t>(v);
+    case ValueType::kUInt16:
+      return Saturate<uint16_t>(v);
+    case ValueType::kUInt32:
+      return Saturate<uint32_t>(v);
+    case ValueType::kUInt64:
+      return Saturate<uint64_t>(v);
+    case ValueType::kFloat:
+      return Value(static_cast<float>(v));
+    case ValueType::kDouble:
+      return Value(v);
+    case ValueType::kString:
+      return Value(fmt::format("{}", v));
+    case ValueType::kNull:
+      return Value();
   }
   return Value();
 }

@@ -37,7 +37,7 @@ class Value {
 
   Value() = default;
   template <typename T>
-    requires std::is_constructible_v<Storage, T&&>
+  requires std::is_constructible_v<Storage, T&&>
   explicit Value(T&& v) : v_(std::forward<T>(v)) {}
   explicit Value(const char* s) : v_(std::string(s)) {}
 

@@ -28,14 +28,14 @@ struct Voidify {
 
 }  // namespace kiln::internal
 
-#define KILN_CHECK(cond)                                                   \
-  (cond) ? (void)0                                                         \
-         : ::kiln::internal::Voidify() &                                   \
-               ::kiln::internal::CheckFailure(__FILE__, __LINE__, #cond)
+#define KILN_CHECK(cond) \
+  (cond) ? (void)0       \
+         : ::kiln::internal::Voidify() & ::kiln::internal::CheckFailure(__FILE__, __LINE__, #cond)
 
 #ifdef NDEBUG
 #define KILN_DCHECK(cond) \
-  true ? (void)0 : ::kiln::internal::Voidify() & ::kiln::internal::CheckFailure(__FILE__, __LINE__, #cond)
+  true ? (void)0          \
+       : ::kiln::internal::Voidify() & ::kiln::internal::CheckFailure(__FILE__, __LINE__, #cond)
 #else
 #define KILN_DCHECK(cond) KILN_CHECK(cond)
 #endif

@@ -15,9 +15,7 @@ using MonoTime = std::chrono::steady_clock::time_point;
 inline int64_t ToEpochMillis(Timestamp t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-inline Timestamp FromEpochMillis(int64_t ms) {
-  return Timestamp(std::chrono::milliseconds(ms));
-}
+inline Timestamp FromEpochMillis(int64_t ms) { return Timestamp(std::chrono::milliseconds(ms)); }
 
 class Clock {
  public:

@@ -1,13 +1,13 @@
 #include "core/config.h"
 
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
 #include <charconv>
 #include <cmath>
 #include <exception>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <toml++/toml.h>
 
 namespace kiln {
 
@@ -22,16 +22,26 @@ const internal::ConfigNode* FromToml(const toml::node* n) {
 
 std::string_view TypeName(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    default: return "none";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    default:
+      return "none";
   }
 }
 
@@ -63,7 +73,7 @@ Result<std::unique_ptr<ConfigDocument>> ConfigDocument::Load(const std::string& 
 }
 
 Result<std::unique_ptr<ConfigDocument>> ConfigDocument::Parse(std::string_view text,
-                                                               std::string file_name) {
+                                                              std::string file_name) {
   auto impl = std::make_unique<Impl>();
   try {
     impl->root = toml::parse(text, file_name);
@@ -79,8 +89,8 @@ ConfigTable ConfigDocument::root() { return ConfigTable(this, FromToml(&impl_->r
 
 Status ConfigDocument::ToStatus() const {
   if (errors_.empty()) return OkStatus();
-  std::string msg = fmt::format("{} error{} in {}", errors_.size(), errors_.size() == 1 ? "" : "s",
-                                file_);
+  std::string msg =
+      fmt::format("{} error{} in {}", errors_.size(), errors_.size() == 1 ? "" : "s", file_);
   for (const auto& e : errors_) msg += "\n  " + e.ToString();
   return InvalidArgumentError(std::move(msg));
 }
@@ -240,7 +250,8 @@ std::vector<ConfigTable> ConfigTable::GetTableArray(std::string_view key) const 
   const toml::array* arr = ToToml(node)->as_array();
   if (!arr) {
     ErrorAt(node, key,
-            fmt::format("expected an array of tables ([[{}]]), found {}", key, TypeName(*ToToml(node))));
+            fmt::format("expected an array of tables ([[{}]]), found {}", key,
+                        TypeName(*ToToml(node))));
     return out;
   }
   for (size_t i = 0; i < arr->size(); ++i) {
@@ -291,11 +302,16 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   KILN_ASSIGN_OR_RETURN(auto parts, SplitNumber(text));
   const auto [n, unit] = parts;
   uint64_t factor = 0;
-  if (unit == "ms") factor = 1;
-  else if (unit == "s") factor = 1000;
-  else if (unit == "m" || unit == "min") factor = 60'000;
-  else if (unit == "h") factor = 3'600'000;
-  else if (unit == "d") factor = 86'400'000;
+  if (unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = 1000;
+  else if (unit == "m" || unit == "min")
+    factor = 60'000;
+  else if (unit == "h")
+    factor = 3'600'000;
+  else if (unit == "d")
+    factor = 86'400'000;
   else
     return InvalidArgumentError(
         fmt::format("'{}' is not a duration (use a number with ms, s, m, h or d)", text));
@@ -308,15 +324,24 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   KILN_ASSIGN_OR_RETURN(auto parts, SplitNumber(text));
   const auto [n, unit] = parts;
   uint64_t factor = 0;
-  if (unit.empty() || unit == "B") factor = 1;
-  else if (unit == "KB") factor = 1000;
-  else if (unit == "MB") factor = 1000'000;
-  else if (unit == "GB") factor = 1000'000'000;
-  else if (unit == "TB") factor = 1000'000'000'000;
-  else if (unit == "KiB") factor = 1ULL << 10;
-  else if (unit == "MiB") factor = 1ULL << 20;
-  else if (unit == "GiB") factor = 1ULL << 30;
-  else if (unit == "TiB") factor = 1ULL << 40;
+  if (unit.empty() || unit == "B")
+    factor = 1;
+  else if (unit == "KB")
+    factor = 1000;
+  else if (unit == "MB")
+    factor = 1000'000;
+  else if (unit == "GB")
+    factor = 1000'000'000;
+  else if (unit == "TB")
+    factor = 1000'000'000'000;
+  else if (unit == "KiB")
+    factor = 1ULL << 10;
+  else if (unit == "MiB")
+    factor = 1ULL << 20;
+  else if (unit == "GiB")
+    factor = 1ULL << 30;
+  else if (unit == "TiB")
+    factor = 1ULL << 40;
   else
     return InvalidArgumentError(fmt::format(
         "'{}' is not a size (use a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", text));

@@ -55,7 +55,8 @@ class ConfigTable {
   bool GetBool(std::string_view key, bool fallback) const;
   // A duration: an integer of `int_unit`, or a string such as "500ms", "30s", "5m", "2h", "7d".
   std::optional<std::chrono::milliseconds> GetDuration(
-      std::string_view key, std::chrono::milliseconds int_unit = std::chrono::milliseconds(1)) const;
+      std::string_view key,
+      std::chrono::milliseconds int_unit = std::chrono::milliseconds(1)) const;
   // A byte count: an integer, or a string such as "64MiB", "2GiB", "500MB".
   std::optional<uint64_t> GetByteSize(std::string_view key) const;
 

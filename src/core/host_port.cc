@@ -1,8 +1,8 @@
 #include "core/host_port.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace kiln {
 

@@ -2,13 +2,13 @@
 // Logging: a Logger names a component and writes to a LogSink owned by main().
 // No global logger: components receive a Logger. Loggers are cheap to copy and
 // thread-safe when their sink is (StderrSink is).
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 #include "core/clock.h"
 #include "core/mutex.h"
@@ -109,15 +109,15 @@ class LogRateLimiter {
 };
 
 // Logs through `limiter` under `key`, appending "(N similar suppressed)" when some were.
-#define KILN_LOG_RATE_LIMITED(logger, limiter, level, key, ...)                          \
-  do {                                                                                   \
-    uint64_t kiln_suppressed = 0;                                                        \
-    if ((logger).Enabled(level) && (limiter).Allow((key), kiln_suppressed)) {            \
-      std::string kiln_msg = fmt::format(__VA_ARGS__);                                   \
-      if (kiln_suppressed > 0)                                                           \
-        kiln_msg += fmt::format(" ({} similar suppressed)", kiln_suppressed);            \
-      (logger).Log(level, "{}", kiln_msg);                                               \
-    }                                                                                    \
+#define KILN_LOG_RATE_LIMITED(logger, limiter, level, key, ...)               \
+  do {                                                                        \
+    uint64_t kiln_suppressed = 0;                                             \
+    if ((logger).Enabled(level) && (limiter).Allow((key), kiln_suppressed)) { \
+      std::string kiln_msg = fmt::format(__VA_ARGS__);                        \
+      if (kiln_suppressed > 0)                                                \
+        kiln_msg += fmt::format(" ({} similar suppressed)", kiln_suppressed); \
+      (logger).Log(level, "{}", kiln_msg);                                    \
+    }                                                                         \
   } while (false)
 
 }  // namespace kiln

@@ -1,8 +1,8 @@
 #include "core/metrics.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "core/check.h"
 
@@ -64,10 +64,14 @@ std::string EscapeLabelValue(std::string_view v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -97,9 +101,12 @@ std::string MetricsRegistry::RenderPrometheus() const {
         out += '}';
       }
       out += ' ';
-      if (s.counter) out += std::to_string(s.counter->value());
-      else if (s.gauge) out += FormatDouble(s.gauge->value());
-      else out += FormatDouble(s.fn());
+      if (s.counter)
+        out += std::to_string(s.counter->value());
+      else if (s.gauge)
+        out += FormatDouble(s.gauge->value());
+      else
+        out += FormatDouble(s.fn());
       out += '\n';
     }
   }

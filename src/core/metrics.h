@@ -42,7 +42,8 @@ class MetricsRegistry {
   // Returns the counter for (name, labels), creating it on first use. The reference stays
   // valid as long as the registry. REQUIRES: `name` is a valid Prometheus metric name and
   // is not used with another metric type.
-  Counter& GetCounter(std::string_view name, std::string_view help, const MetricLabels& labels = {});
+  Counter& GetCounter(std::string_view name, std::string_view help,
+                      const MetricLabels& labels = {});
   Gauge& GetGauge(std::string_view name, std::string_view help, const MetricLabels& labels = {});
   // A gauge whose value is computed at scrape time. `fn` must be thread-safe and must
   // outlive the registry or be removed by destroying the registry first.
@@ -65,8 +66,7 @@ class MetricsRegistry {
     std::string help;
     std::vector<Series> series;
   };
-  Family& FamilyFor(std::string_view name, std::string_view help, Type type)
-      KILN_REQUIRES(mu_);
+  Family& FamilyFor(std::string_view name, std::string_view help, Type type) KILN_REQUIRES(mu_);
   static Series* Find(Family& f, const MetricLabels& labels);
 
   mutable Mutex mu_;

@@ -81,15 +81,15 @@ Status DataLossError(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(const T& value) : value_(value) {}                 // NOLINT: implicit like StatusOr
-  Result(T&& value) : value_(std::move(value)) {}           // NOLINT
-  Result(Status status) : status_(std::move(status)) {      // NOLINT
+  Result(const T& value) : value_(value) {}             // NOLINT: implicit like StatusOr
+  Result(T&& value) : value_(std::move(value)) {}       // NOLINT
+  Result(Status status) : status_(std::move(status)) {  // NOLINT
     KILN_CHECK(!status_.ok()) << "Result constructed from an OK status";
   }
   template <typename U>
-    requires(std::is_convertible_v<U &&, T> && !std::is_same_v<std::decay_t<U>, Status> &&
-             !std::is_same_v<std::decay_t<U>, T>)
-  Result(U&& value) : value_(std::forward<U>(value)) {}  // NOLINT
+  requires(std::is_convertible_v<U&&, T> && !std::is_same_v<std::decay_t<U>, Status> &&
+           !std::is_same_v<std::decay_t<U>, T>) Result(U&& value)
+      : value_(std::forward<U>(value)) {}  // NOLINT
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
@@ -133,11 +133,11 @@ const Status& GetStatus(const Result<T>& r) {
 #define KILN_STATUS_CONCAT(a, b) KILN_STATUS_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function if `expr` (a Status or Result) failed.
-#define KILN_RETURN_IF_ERROR(expr)                                           \
-  do {                                                                       \
-    const auto& kiln_status_ref = (expr);                                    \
-    if (!::kiln::internal::GetStatus(kiln_status_ref).ok())                  \
-      return ::kiln::internal::GetStatus(kiln_status_ref);                   \
+#define KILN_RETURN_IF_ERROR(expr)                          \
+  do {                                                      \
+    const auto& kiln_status_ref = (expr);                   \
+    if (!::kiln::internal::GetStatus(kiln_status_ref).ok()) \
+      return ::kiln::internal::GetStatus(kiln_status_ref);  \
   } while (false)
 
 // KILN_ASSIGN_OR_RETURN(auto x, MakeX()); assigns the value or returns the error.

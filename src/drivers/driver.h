@@ -14,9 +14,9 @@ namespace kiln::drivers {
 // What every driver knows of a tag, whatever the protocol.
 struct TagInfo {
   contract::TagId id = 0;
-  std::string name;                                        // the Sparkplug metric name
+  std::string name;                                         // the Sparkplug metric name
   contract::ValueType type = contract::ValueType::kDouble;  // type of the published value
-  std::string unit;                                        // engineering unit, may be empty
+  std::string unit;                                         // engineering unit, may be empty
 };
 
 class Driver {

@@ -1,11 +1,11 @@
 #include "edge/config.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "contract/sparkplug/topic.h"
 #include "core/config.h"
@@ -74,8 +74,9 @@ void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& ne
       if (!names.insert(*name).second) {
         t.Error("name", fmt::format("duplicate tag name '{}' in device '{}'", *name, dev.id));
       } else if (auto [it, fresh] = lower_names.emplace(Lower(*name), *name); !fresh) {
-        cfg.warnings.push_back(fmt::format("{}: tags '{}' and '{}' of device '{}' differ only in case",
-                                           t.path(), it->second, *name, dev.id));
+        cfg.warnings.push_back(
+            fmt::format("{}: tags '{}' and '{}' of device '{}' differ only in case", t.path(),
+                        it->second, *name, dev.id));
       }
     }
     tag.unit = t.GetString("unit", "");

@@ -9,9 +9,8 @@ namespace kiln::edge {
 using contract::Sample;
 
 DeviceRunner::DeviceRunner(DeviceRunnerOptions options, std::unique_ptr<drivers::Driver> driver,
-                           ScanEngine engine, queue::SampleQueue& queue,
-                           DeviceStatusSink& status, const Clock& clock, Logger log,
-                           MetricsRegistry& metrics)
+                           ScanEngine engine, queue::SampleQueue& queue, DeviceStatusSink& status,
+                           const Clock& clock, Logger log, MetricsRegistry& metrics)
     : options_(std::move(options)),
       driver_(std::move(driver)),
       queue_(queue),

@@ -62,8 +62,8 @@ EdgeNode::EdgeNode(EdgeNodeOptions options, std::vector<NodeDevice> devices, con
 
 EdgeNode::~EdgeNode() = default;
 
-Message EdgeNode::Build(MessageType type, const std::string& device_id,
-                        sparkplug::Payload& payload, bool with_seq) {
+Message EdgeNode::Build(MessageType type, const std::string& device_id, sparkplug::Payload& payload,
+                        bool with_seq) {
   Message m;
   m.type = type;
   m.topic = sparkplug::BuildTopic(
@@ -184,8 +184,7 @@ bool EdgeNode::device_online(size_t device) const {
   return device < devices_.size() && devices_[device].online;
 }
 
-void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out,
-                    bool historical) {
+void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out, bool historical) {
   const bool publish = in_session_ && births_sent_;
   // One pending DDATA per device, flushed when full and at the end, so per-device order holds.
   std::vector<sparkplug::Payload> pending(devices_.size());
@@ -233,8 +232,7 @@ void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out,
   for (size_t d = 0; d < pending.size(); ++d) flush(d);
 }
 
-Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic,
-                                              std::string_view payload) {
+Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic, std::string_view payload) {
   auto t = sparkplug::ParseTopic(topic);
   if (!t.ok()) {
     ++stats_.bad_commands;

@@ -47,11 +47,11 @@ struct Message {
 };
 
 struct EdgeNodeStats {
-  uint64_t messages = 0;          // published births, data and deaths
-  uint64_t metrics = 0;           // metric values in DDATA messages
-  uint64_t rebirths = 0;          // rebirth requests honoured
-  uint64_t bad_commands = 0;      // NCMD/DCMD that could not be decoded or are unsupported
-  uint64_t history_dropped = 0;   // historical samples of devices offline at replay
+  uint64_t messages = 0;         // published births, data and deaths
+  uint64_t metrics = 0;          // metric values in DDATA messages
+  uint64_t rebirths = 0;         // rebirth requests honoured
+  uint64_t bad_commands = 0;     // NCMD/DCMD that could not be decoded or are unsupported
+  uint64_t history_dropped = 0;  // historical samples of devices offline at replay
 };
 
 class EdgeNode {

@@ -10,8 +10,8 @@ constexpr auto kIdleWait = std::chrono::milliseconds(100);
 constexpr auto kDeathAckWait = std::chrono::seconds(2);
 }  // namespace
 
-Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
-               const Clock& clock, Logger log, MetricsRegistry& metrics)
+Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue, const Clock& clock,
+               Logger log, MetricsRegistry& metrics)
     : options_(std::move(options)),
       node_(node),
       queue_(queue),
@@ -19,12 +19,11 @@ Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
       log_(std::move(log)),
       backoff_(options_.reconnect_initial, options_.reconnect_max, options_.seed),
       log_limiter_(clock, std::chrono::seconds(30), 1),
-      published_messages_(metrics.GetCounter("kiln_edge_mqtt_messages_total",
-                                             "Sparkplug messages published")),
-      published_samples_(metrics.GetCounter("kiln_edge_published_samples_total",
-                                            "Samples published in DDATA")),
-      connects_(metrics.GetCounter("kiln_edge_mqtt_connects_total",
-                                   "MQTT sessions established")),
+      published_messages_(
+          metrics.GetCounter("kiln_edge_mqtt_messages_total", "Sparkplug messages published")),
+      published_samples_(
+          metrics.GetCounter("kiln_edge_published_samples_total", "Samples published in DDATA")),
+      connects_(metrics.GetCounter("kiln_edge_mqtt_connects_total", "MQTT sessions established")),
       bad_commands_(metrics.GetCounter("kiln_edge_bad_commands_total",
                                        "Commands that were malformed or unsupported")),
       history_dropped_(metrics.GetCounter(
@@ -87,8 +86,8 @@ void Uplink::Connect() {
     return;
   }
   client_ = std::move(client).value();
-  log_.Debug("connecting to {}:{} (bdSeq {})", options_.mqtt.broker.host,
-             options_.mqtt.broker.port, node_.bd_seq());
+  log_.Debug("connecting to {}:{} (bdSeq {})", options_.mqtt.broker.host, options_.mqtt.broker.port,
+             node_.bd_seq());
 }
 
 void Uplink::Lost(const std::string& why) {
@@ -110,8 +109,7 @@ void Uplink::Lost(const std::string& why) {
   } else {
     KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, "connect",
                           "cannot connect to MQTT broker {}:{}: {}; retrying in {} ms",
-                          options_.mqtt.broker.host, options_.mqtt.broker.port, why,
-                          delay.count());
+                          options_.mqtt.broker.host, options_.mqtt.broker.port, why, delay.count());
   }
 }
 
@@ -202,10 +200,8 @@ void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
 
 void Uplink::PublishBatch(const queue::SampleBatch& batch) {
   std::span<const contract::Sample> samples(batch.samples);
-  const size_t historical = static_cast<size_t>(
-      std::min<uint64_t>(samples.size(), replay_until_ > batch.first_id
-                                              ? replay_until_ - batch.first_id
-                                              : 0));
+  const size_t historical = static_cast<size_t>(std::min<uint64_t>(
+      samples.size(), replay_until_ > batch.first_id ? replay_until_ - batch.first_id : 0));
   node_.Data(samples.first(historical), out_, /*historical=*/true);
   node_.Data(samples.subspan(historical), out_);
   SyncNodeStats();
@@ -240,8 +236,7 @@ void Uplink::Loop(std::stop_token stop) {
     if (session_up_ && births_due_) PublishBirths(devices);
 
     if (session_up_ && !births_due_) {
-      queue::SampleBatch batch =
-          queue_.Read(options_.max_batch, clock_.Monotonic() + kIdleWait);
+      queue::SampleBatch batch = queue_.Read(options_.max_batch, clock_.Monotonic() + kIdleWait);
       bool interrupted = false;
       {
         MutexLock lock(mu_);
@@ -308,9 +303,10 @@ void Uplink::Shutdown() {
     } else {
       // No PUBACK: the link is gone or stuck. Drop it without DISCONNECT so the broker
       // publishes the Will, the same NDEATH, instead of waiting for a keep-alive.
-      log_.Warn("NDEATH not acknowledged within {} s; dropping the connection (the broker "
-                "publishes the Will)",
-                std::chrono::duration_cast<std::chrono::seconds>(kDeathAckWait).count());
+      log_.Warn(
+          "NDEATH not acknowledged within {} s; dropping the connection (the broker "
+          "publishes the Will)",
+          std::chrono::duration_cast<std::chrono::seconds>(kDeathAckWait).count());
     }
   }
   client_.reset();

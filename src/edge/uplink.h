@@ -88,8 +88,8 @@ class Uplink final : public DeviceStatusSink {
   // Loop-thread state.
   std::unique_ptr<mqtt::MqttClient> client_;
   uint64_t generation_ = 0;
-  bool session_up_ = false;   // CONNACK received
-  bool births_due_ = false;  // births to publish before any data (new session, rebirth)
+  bool session_up_ = false;    // CONNACK received
+  bool births_due_ = false;    // births to publish before any data (new session, rebirth)
   uint64_t replay_until_ = 0;  // queue ids below this predate the births: history
   Backoff backoff_;
   MonoTime next_connect_;

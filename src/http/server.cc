@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -9,11 +10,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "core/host_port.h"
 
@@ -26,18 +25,30 @@ constexpr auto kRequestTimeout = std::chrono::seconds(3);
 
 std::string_view StatusText(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 
@@ -100,7 +111,8 @@ void Reply(int fd, const Response& r, Deadline deadline, bool head_only = false)
 }  // namespace
 
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view listen) {
-  KILN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(listen, {.default_port = std::nullopt, .allow_port_zero = true}));
+  KILN_ASSIGN_OR_RETURN(
+      HostPort hp, ParseHostPort(listen, {.default_port = std::nullopt, .allow_port_zero = true}));
   return std::make_pair(std::move(hp.host), hp.port);
 }
 

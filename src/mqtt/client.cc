@@ -1,12 +1,12 @@
 #include "mqtt/client.h"
 
+#include <fmt/format.h>
+#include <mosquitto.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <mutex>
-
-#include <fmt/format.h>
-#include <mosquitto.h>
 
 #include "core/host_port.h"
 
@@ -70,8 +70,12 @@ struct MqttClient::Impl {
   }
   static void OnDisconnect(mosquitto*, void* self, int rc) {
     auto* impl = static_cast<Impl*>(self);
-    impl->handler(Event{Event::Kind::kDisconnected, rc,
-                        rc == 0 ? "disconnected" : mosquitto_strerror(rc), {}, {}, 0});
+    impl->handler(Event{Event::Kind::kDisconnected,
+                        rc,
+                        rc == 0 ? "disconnected" : mosquitto_strerror(rc),
+                        {},
+                        {},
+                        0});
   }
   static void OnMessage(mosquitto*, void* self, const mosquitto_message* m) {
     auto* impl = static_cast<Impl*>(self);
@@ -108,16 +112,17 @@ Result<std::unique_ptr<MqttClient>> MqttClient::Connect(const ClientOptions& opt
   mosquitto_message_callback_set(mosq, &Impl::OnMessage);
   mosquitto_publish_callback_set(mosq, &Impl::OnPublish);
   if (!options.username.empty()) {
-    int rc = mosquitto_username_pw_set(mosq, options.username.c_str(),
-                                       options.password.empty() ? nullptr : options.password.c_str());
+    int rc =
+        mosquitto_username_pw_set(mosq, options.username.c_str(),
+                                  options.password.empty() ? nullptr : options.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) return InvalidArgumentError(mosquitto_strerror(rc));
   }
   if (options.broker.tls) {
-    int rc = mosquitto_tls_set(mosq, options.ca_file.empty() ? nullptr : options.ca_file.c_str(),
-                               options.ca_file.empty() ? "/etc/ssl/certs" : nullptr,
-                               options.cert_file.empty() ? nullptr : options.cert_file.c_str(),
-                               options.key_file.empty() ? nullptr : options.key_file.c_str(),
-                               nullptr);
+    int rc =
+        mosquitto_tls_set(mosq, options.ca_file.empty() ? nullptr : options.ca_file.c_str(),
+                          options.ca_file.empty() ? "/etc/ssl/certs" : nullptr,
+                          options.cert_file.empty() ? nullptr : options.cert_file.c_str(),
+                          options.key_file.empty() ? nullptr : options.key_file.c_str(), nullptr);
     if (rc != MOSQ_ERR_SUCCESS) {
       return InvalidArgumentError(fmt::format("TLS setup: {}", mosquitto_strerror(rc)));
     }
@@ -135,8 +140,8 @@ Result<std::unique_ptr<MqttClient>> MqttClient::Connect(const ClientOptions& opt
                                    options.keepalive_s);
   if (rc != MOSQ_ERR_SUCCESS) {
     const std::string why = rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc);
-    return UnavailableError(fmt::format("connect to {}:{}: {}", options.broker.host,
-                                        options.broker.port, why));
+    return UnavailableError(
+        fmt::format("connect to {}:{}: {}", options.broker.host, options.broker.port, why));
   }
   rc = mosquitto_loop_start(mosq);
   if (rc != MOSQ_ERR_SUCCESS) {

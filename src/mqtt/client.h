@@ -50,11 +50,11 @@ struct WillMessage {
 struct Event {
   enum class Kind { kConnected, kConnectFailed, kDisconnected, kMessage, kPublished };
   Kind kind;
-  int code = 0;           // CONNACK / disconnect reason, 0 = clean
-  std::string detail;     // human-readable reason
-  std::string topic;      // kMessage
-  std::string payload;    // kMessage
-  int message_id = 0;     // kPublished: id returned by Publish
+  int code = 0;         // CONNACK / disconnect reason, 0 = clean
+  std::string detail;   // human-readable reason
+  std::string topic;    // kMessage
+  std::string payload;  // kMessage
+  int message_id = 0;   // kPublished: id returned by Publish
 };
 
 using EventHandler = std::function<void(Event)>;

@@ -1,6 +1,5 @@
 #include "sim/config.h"
 
-
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -52,7 +51,8 @@ std::vector<std::string_view> SignalKeys(SignalKind kind) {
 
 // Reads "host:port" with an IPv4 host (or "localhost").
 Result<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen) {
-  KILN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(listen, {.default_port = std::nullopt, .allow_port_zero = true}));
+  KILN_ASSIGN_OR_RETURN(
+      HostPort hp, ParseHostPort(listen, {.default_port = std::nullopt, .allow_port_zero = true}));
   if (hp.host == "localhost") hp.host = "127.0.0.1";
   in_addr addr{};
   if (inet_pton(AF_INET, hp.host.c_str(), &addr) != 1) {

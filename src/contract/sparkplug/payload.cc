@@ -13,41 +13,68 @@ using contract::ValueType;
 
 DataType DataTypeFor(ValueType type) {
   switch (type) {
-    case ValueType::kNull: return DataType::kUnknown;
-    case ValueType::kBool: return DataType::kBoolean;
-    case ValueType::kInt8: return DataType::kInt8;
-    case ValueType::kInt16: return DataType::kInt16;
-    case ValueType::kInt32: return DataType::kInt32;
-    case ValueType::kInt64: return DataType::kInt64;
-    case ValueType::kUInt8: return DataType::kUInt8;
-    case ValueType::kUInt16: return DataType::kUInt16;
-    case ValueType::kUInt32: return DataType::kUInt32;
-    case ValueType::kUInt64: return DataType::kUInt64;
-    case ValueType::kFloat: return DataType::kFloat;
-    case ValueType::kDouble: return DataType::kDouble;
-    case ValueType::kString: return DataType::kString;
+    case ValueType::kNull:
+      return DataType::kUnknown;
+    case ValueType::kBool:
+      return DataType::kBoolean;
+    case ValueType::kInt8:
+      return DataType::kInt8;
+    case ValueType::kInt16:
+      return DataType::kInt16;
+    case ValueType::kInt32:
+      return DataType::kInt32;
+    case ValueType::kInt64:
+      return DataType::kInt64;
+    case ValueType::kUInt8:
+      return DataType::kUInt8;
+    case ValueType::kUInt16:
+      return DataType::kUInt16;
+    case ValueType::kUInt32:
+      return DataType::kUInt32;
+    case ValueType::kUInt64:
+      return DataType::kUInt64;
+    case ValueType::kFloat:
+      return DataType::kFloat;
+    case ValueType::kDouble:
+      return DataType::kDouble;
+    case ValueType::kString:
+      return DataType::kString;
   }
   return DataType::kUnknown;
 }
 
 std::optional<ValueType> ValueTypeFor(DataType type) {
   switch (type) {
-    case DataType::kInt8: return ValueType::kInt8;
-    case DataType::kInt16: return ValueType::kInt16;
-    case DataType::kInt32: return ValueType::kInt32;
-    case DataType::kInt64: return ValueType::kInt64;
-    case DataType::kUInt8: return ValueType::kUInt8;
-    case DataType::kUInt16: return ValueType::kUInt16;
-    case DataType::kUInt32: return ValueType::kUInt32;
-    case DataType::kUInt64: return ValueType::kUInt64;
-    case DataType::kDateTime: return ValueType::kUInt64;
-    case DataType::kFloat: return ValueType::kFloat;
-    case DataType::kDouble: return ValueType::kDouble;
-    case DataType::kBoolean: return ValueType::kBool;
+    case DataType::kInt8:
+      return ValueType::kInt8;
+    case DataType::kInt16:
+      return ValueType::kInt16;
+    case DataType::kInt32:
+      return ValueType::kInt32;
+    case DataType::kInt64:
+      return ValueType::kInt64;
+    case DataType::kUInt8:
+      return ValueType::kUInt8;
+    case DataType::kUInt16:
+      return ValueType::kUInt16;
+    case DataType::kUInt32:
+      return ValueType::kUInt32;
+    case DataType::kUInt64:
+      return ValueType::kUInt64;
+    case DataType::kDateTime:
+      return ValueType::kUInt64;
+    case DataType::kFloat:
+      return ValueType::kFloat;
+    case DataType::kDouble:
+      return ValueType::kDouble;
+    case DataType::kBoolean:
+      return ValueType::kBool;
     case DataType::kString:
     case DataType::kText:
-    case DataType::kUUID: return ValueType::kString;
-    default: return std::nullopt;
+    case DataType::kUUID:
+      return ValueType::kString;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -58,9 +85,12 @@ Quality QualityOf(const Metric& metric) {
       if (auto v = p.value.AsInt64()) return Quality(static_cast<uint32_t>(*v));
     } else if (p.key == kQualityProperty) {
       if (auto v = p.value.AsInt64()) {
-        if (*v == kQualityBad) spec = contract::status::kBad;
-        else if (*v == kQualityStale) spec = contract::status::kUncertainLastUsableValue;
-        else spec = contract::status::kGood;
+        if (*v == kQualityBad)
+          spec = contract::status::kBad;
+        else if (*v == kQualityStale)
+          spec = contract::status::kUncertainLastUsableValue;
+        else
+          spec = contract::status::kGood;
       }
     }
   }
@@ -69,9 +99,8 @@ Quality QualityOf(const Metric& metric) {
 
 void SetQuality(Metric& metric, Quality quality) {
   if (quality.IsGood()) return;
-  metric.properties.push_back(
-      Property{std::string(kQualityProperty), DataType::kInt32,
-               Value(quality.IsBad() ? kQualityBad : kQualityStale)});
+  metric.properties.push_back(Property{std::string(kQualityProperty), DataType::kInt32,
+                                       Value(quality.IsBad() ? kQualityBad : kQualityStale)});
   metric.properties.push_back(
       Property{std::string(kStatusCodeProperty), DataType::kUInt32, Value(quality.code())});
 }
@@ -138,18 +167,25 @@ Result<Value> GetValue(const PbMessage& m, DataType type, std::string_view what)
       auto raw = integer();
       if (!raw) break;
       switch (*vt) {
-        case ValueType::kInt8: return Value(static_cast<int8_t>(static_cast<uint32_t>(*raw)));
-        case ValueType::kInt16: return Value(static_cast<int16_t>(static_cast<uint32_t>(*raw)));
-        case ValueType::kInt32: return Value(static_cast<int32_t>(static_cast<uint32_t>(*raw)));
+        case ValueType::kInt8:
+          return Value(static_cast<int8_t>(static_cast<uint32_t>(*raw)));
+        case ValueType::kInt16:
+          return Value(static_cast<int16_t>(static_cast<uint32_t>(*raw)));
+        case ValueType::kInt32:
+          return Value(static_cast<int32_t>(static_cast<uint32_t>(*raw)));
         case ValueType::kInt64: {
           // A negative Int64 sent in the 32-bit field is sign-extended.
           if (has_int) return Value(static_cast<int64_t>(static_cast<int32_t>(*raw)));
           return Value(static_cast<int64_t>(*raw));
         }
-        case ValueType::kUInt8: return Value(static_cast<uint8_t>(*raw));
-        case ValueType::kUInt16: return Value(static_cast<uint16_t>(*raw));
-        case ValueType::kUInt32: return Value(static_cast<uint32_t>(*raw));
-        default: return Value(*raw);
+        case ValueType::kUInt8:
+          return Value(static_cast<uint8_t>(*raw));
+        case ValueType::kUInt16:
+          return Value(static_cast<uint16_t>(*raw));
+        case ValueType::kUInt32:
+          return Value(static_cast<uint32_t>(*raw));
+        default:
+          return Value(*raw);
       }
     }
     case ValueType::kFloat:
@@ -166,11 +202,12 @@ Result<Value> GetValue(const PbMessage& m, DataType type, std::string_view what)
     case ValueType::kString:
       if (m.has_string_value()) return Value(m.string_value());
       break;
-    default: break;
+    default:
+      break;
   }
   // No field for this datatype: null when nothing is set, else a mismatch.
-  if (has_int || has_long || m.has_float_value() || m.has_double_value() ||
-      m.has_boolean_value() || m.has_string_value()) {
+  if (has_int || has_long || m.has_float_value() || m.has_double_value() || m.has_boolean_value() ||
+      m.has_string_value()) {
     return mismatch();
   }
   return Value();
@@ -209,8 +246,7 @@ Status Encoder::Encode(const Payload& in, std::string& out) {
       if (m.datatype && ValueTypeFor(*m.datatype)) {
         const bool want_string = *ValueTypeFor(*m.datatype) == ValueType::kString;
         if (want_string != (m.value.type() == ValueType::kString)) {
-          const std::string what =
-              m.name ? *m.name : fmt::format("#{}", m.alias.value_or(0));
+          const std::string what = m.name ? *m.name : fmt::format("#{}", m.alias.value_or(0));
           return InvalidArgumentError(fmt::format("metric {}: value of type {} for datatype {}",
                                                   what, ValueTypeName(m.value.type()),
                                                   static_cast<uint32_t>(*m.datatype)));
@@ -275,12 +311,18 @@ Result<Payload> Decoder::Decode(std::string_view bytes) {
       DataType dt = m.datatype.value_or(DataType::kUnknown);
       if (!m.datatype) {
         // DATA messages may omit the datatype: take the one the value field implies.
-        if (pm.has_int_value()) dt = DataType::kUInt32;
-        else if (pm.has_long_value()) dt = DataType::kUInt64;
-        else if (pm.has_float_value()) dt = DataType::kFloat;
-        else if (pm.has_double_value()) dt = DataType::kDouble;
-        else if (pm.has_boolean_value()) dt = DataType::kBoolean;
-        else if (pm.has_string_value()) dt = DataType::kString;
+        if (pm.has_int_value())
+          dt = DataType::kUInt32;
+        else if (pm.has_long_value())
+          dt = DataType::kUInt64;
+        else if (pm.has_float_value())
+          dt = DataType::kFloat;
+        else if (pm.has_double_value())
+          dt = DataType::kDouble;
+        else if (pm.has_boolean_value())
+          dt = DataType::kBoolean;
+        else if (pm.has_string_value())
+          dt = DataType::kString;
       }
       KILN_ASSIGN_OR_RETURN(m.value, GetValue(pm, dt, what));
     }
@@ -299,8 +341,8 @@ Result<Payload> Decoder::Decode(std::string_view bytes) {
         }
         Property prop{ps.keys(k), type, Value()};
         if (!pv.is_null()) {
-          KILN_ASSIGN_OR_RETURN(prop.value,
-                                GetValue(pv, type, fmt::format("{} property '{}'", what, ps.keys(k))));
+          KILN_ASSIGN_OR_RETURN(
+              prop.value, GetValue(pv, type, fmt::format("{} property '{}'", what, ps.keys(k))));
         }
         m.properties.push_back(std::move(prop));
       }

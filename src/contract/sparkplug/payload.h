@@ -76,7 +76,7 @@ struct Metric {
   contract::Value value;
   // Raw bytes_value (Bytes, File and *Array types), kept opaque.
   std::optional<std::string> bytes_value;
-  std::optional<std::string> unit;  // PropertySet "engUnit" (Kiln) when present
+  std::optional<std::string> unit;   // PropertySet "engUnit" (Kiln) when present
   std::vector<Property> properties;  // every other property, in order
 
   friend bool operator==(const Metric&, const Metric&) = default;

@@ -1,9 +1,9 @@
 #include "contract/sparkplug/topic.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace kiln::sparkplug {
 
@@ -88,9 +88,9 @@ Status ValidateId(std::string_view id, std::string_view what) {
   if (!ValidUtf8(id)) return InvalidArgumentError(fmt::format("{} is not valid UTF-8", what));
   for (char c : id) {
     if (c == '+' || c == '/' || c == '#' || c == '\0') {
-      return InvalidArgumentError(fmt::format(
-          "{} '{}' contains '{}', which MQTT does not allow inside a topic level", what, id,
-          c == '\0' ? std::string("NUL") : std::string(1, c)));
+      return InvalidArgumentError(
+          fmt::format("{} '{}' contains '{}', which MQTT does not allow inside a topic level", what,
+                      id, c == '\0' ? std::string("NUL") : std::string(1, c)));
     }
   }
   return OkStatus();
@@ -98,8 +98,8 @@ Status ValidateId(std::string_view id, std::string_view what) {
 
 std::string BuildTopic(const Topic& t) {
   if (t.type == MessageType::kState) return fmt::format("{}/STATE/{}", kNamespace, t.host_id);
-  std::string out = fmt::format("{}/{}/{}/{}", kNamespace, t.group_id, MessageTypeName(t.type),
-                                t.edge_node_id);
+  std::string out =
+      fmt::format("{}/{}/{}/{}", kNamespace, t.group_id, MessageTypeName(t.type), t.edge_node_id);
   if (IsDeviceMessage(t.type)) {
     out += '/';
     out += t.device_id;
@@ -136,8 +136,8 @@ Result<Topic> ParseTopic(std::string_view topic) {
   }
   const size_t want = IsDeviceMessage(t.type) ? 5 : 4;
   if (parts.size() != want) {
-    return InvalidArgumentError(fmt::format("'{}': {} needs {} levels, found {}", topic,
-                                            parts[2], want, parts.size()));
+    return InvalidArgumentError(
+        fmt::format("'{}': {} needs {} levels, found {}", topic, parts[2], want, parts.size()));
   }
   t.group_id = std::string(parts[1]);
   t.edge_node_id = std::string(parts[3]);

@@ -22,9 +22,9 @@ TEST(TopicTest, BuildsNodeDeviceAndStateTopics) {
 }
 
 TEST(TopicTest, ParseRoundTrips) {
-  for (auto type : {MessageType::kNBirth, MessageType::kNDeath, MessageType::kNData,
-                    MessageType::kNCmd, MessageType::kDBirth, MessageType::kDDeath,
-                    MessageType::kDData, MessageType::kDCmd}) {
+  for (auto type :
+       {MessageType::kNBirth, MessageType::kNDeath, MessageType::kNData, MessageType::kNCmd,
+        MessageType::kDBirth, MessageType::kDDeath, MessageType::kDData, MessageType::kDCmd}) {
     Topic t{type, "Zürich", "gw-01", IsDeviceMessage(type) ? "press-3" : "", ""};
     EXPECT_THAT(ParseTopic(BuildTopic(t)), IsOkAndHolds(Eq(t)));
   }
@@ -42,7 +42,8 @@ TEST(TopicTest, RejectsMalformedTopics) {
 TEST(TopicTest, ValidatesIds) {
   EXPECT_THAT(ValidateId("gw-01", "edge_node_id"), IsOk());
   EXPECT_THAT(ValidateId("Zürich", "group_id"), IsOk());
-  for (const std::string& bad : std::vector<std::string>{"", "a+b", "a/b", "a#", std::string("a\0b", 3), "\xC3\x28"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a+b", "a/b", "a#", std::string("a\0b", 3), "\xC3\x28"}) {
     EXPECT_THAT(ValidateId(bad, "group_id"), StatusIs(StatusCode::kInvalidArgument)) << bad;
   }
 }

@@ -44,7 +44,8 @@ TEST(ConfigTest, WrongTypeNamesFileLineAndKey) {
   auto node = doc->root().GetTable("node");
   EXPECT_EQ(node->GetInt("port", 7, 0, 100), 7);
   ASSERT_THAT(doc->errors(), SizeIs(1));
-  EXPECT_EQ(doc->errors()[0].ToString(), "test.toml:3:8: node.port: expected an integer, found string");
+  EXPECT_EQ(doc->errors()[0].ToString(),
+            "test.toml:3:8: node.port: expected an integer, found string");
 }
 
 TEST(ConfigTest, CollectsEveryError) {

@@ -22,7 +22,9 @@ TEST(HostPortTest, ParsesHostPortDefaultsAndIpv6) {
   EXPECT_EQ(v6->host, "fe80::1");
   EXPECT_EQ(v6->port, 1884);
   EXPECT_EQ(ParseHostPort("[::1]", {1883})->port, 1883);
-  EXPECT_EQ(ParseHostPort("127.0.0.1:0", {.default_port = std::nullopt, .allow_port_zero = true})->port, 0);
+  EXPECT_EQ(
+      ParseHostPort("127.0.0.1:0", {.default_port = std::nullopt, .allow_port_zero = true})->port,
+      0);
 }
 
 TEST(HostPortTest, RejectsWhatIsNotAnAddress) {
@@ -32,9 +34,10 @@ TEST(HostPortTest, RejectsWhatIsNotAnAddress) {
   EXPECT_THAT(ParseHostPort("h:70000", {.default_port = std::nullopt, .allow_port_zero = true}),
               StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseHostPort("h", {}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("no port")));
-  EXPECT_THAT(ParseHostPort(":80", {}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("no host")));
-  EXPECT_THAT(ParseHostPort("fe80::1:80", {}), StatusIs(StatusCode::kInvalidArgument,
-                                                       HasSubstr("in brackets")));
+  EXPECT_THAT(ParseHostPort(":80", {}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no host")));
+  EXPECT_THAT(ParseHostPort("fe80::1:80", {}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("in brackets")));
   EXPECT_THAT(ParseHostPort("[::1", {}), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseHostPort("[::1]x", {}), StatusIs(StatusCode::kInvalidArgument));
 }

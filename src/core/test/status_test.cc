@@ -59,9 +59,7 @@ TEST(ResultTest, ValueOr) {
   EXPECT_EQ(Half(4).value_or(-1), 2);
 }
 
-TEST(ResultDeathTest, ValueOfErrorAborts) {
-  EXPECT_DEATH((void)Half(3).value(), "odd");
-}
+TEST(ResultDeathTest, ValueOfErrorAborts) { EXPECT_DEATH((void)Half(3).value(), "odd"); }
 
 }  // namespace
 }  // namespace kiln

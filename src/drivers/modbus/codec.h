@@ -72,5 +72,4 @@ inline constexpr uint8_t kMemoryParityError = 0x08;
 inline constexpr uint8_t kGatewayPathUnavailable = 0x0A;
 inline constexpr uint8_t kGatewayTargetFailedToRespond = 0x0B;
 
-
 }  // namespace kiln::drivers::modbus

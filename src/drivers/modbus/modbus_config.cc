@@ -1,6 +1,5 @@
 #include "drivers/modbus/modbus_config.h"
 
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,7 +82,6 @@ Result<RegisterRef> ParseRegister(std::string_view text) {
   }
   return RegisterRef{*kind, static_cast<uint16_t>(*address)};
 }
-
 
 void ParseTcp(const ConfigTable& device, ModbusDeviceConfig& config) {
   if (std::optional<std::string> address = device.RequireString("address")) {

@@ -1,9 +1,9 @@
 #include "edge/device_runner.h"
 
-#include <deque>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <deque>
 
 namespace kiln::edge {
 namespace {

@@ -107,9 +107,9 @@ TEST_F(EdgeNodeTest, DataGoesByAliasWithQualityProperties) {
   node_.BeginSession();
   node_.Births(out_);
   out_.clear();
-  node_.Data(std::vector<Sample>{At(0, Value(22.0f)),
-                                 At(1, Value(), contract::status::kBadNodeIdUnknown)},
-             out_);
+  node_.Data(
+      std::vector<Sample>{At(0, Value(22.0f)), At(1, Value(), contract::status::kBadNodeIdUnknown)},
+      out_);
   ASSERT_EQ(out_.size(), 1u);
   EXPECT_EQ(out_[0].topic, "spBv1.0/Plant1/DDATA/gw-01/press-3");
   auto p = Decode(out_[0]);
@@ -277,9 +277,9 @@ TEST_F(EdgeNodeTest, HistoricalDataIsMarkedAndLeavesCurrentValues) {
 }
 
 TEST_F(EdgeNodeTest, CommandTopicsCoverNodeAndDevices) {
-  EXPECT_THAT(node_.CommandTopics(),
-              ::testing::ElementsAre("spBv1.0/Plant1/NCMD/gw-01", "spBv1.0/Plant1/DCMD/gw-01/press-3",
-                                     "spBv1.0/Plant1/DCMD/gw-01/oven-1"));
+  EXPECT_THAT(node_.CommandTopics(), ::testing::ElementsAre("spBv1.0/Plant1/NCMD/gw-01",
+                                                            "spBv1.0/Plant1/DCMD/gw-01/press-3",
+                                                            "spBv1.0/Plant1/DCMD/gw-01/oven-1"));
 }
 
 }  // namespace

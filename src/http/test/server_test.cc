@@ -1,12 +1,11 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "testing/status_matchers.h"
 
@@ -50,7 +49,8 @@ class HttpServerTest : public ::testing::Test {
 };
 
 TEST_F(HttpServerTest, ServesRegisteredRouteWithDecodedQuery) {
-  const std::string r = RoundTrip(server_.port(), "GET /health?x=a%20b&y HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string r =
+      RoundTrip(server_.port(), "GET /health?x=a%20b&y HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(r, HasSubstr("Content-Type: application/json\r\n"));
   EXPECT_THAT(r, HasSubstr("Content-Length: 25\r\n"));
@@ -59,7 +59,8 @@ TEST_F(HttpServerTest, ServesRegisteredRouteWithDecodedQuery) {
 
 TEST_F(HttpServerTest, UnknownPathIs404AndOtherMethods405) {
   EXPECT_THAT(RoundTrip(server_.port(), "GET /nope HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 404"));
-  EXPECT_THAT(RoundTrip(server_.port(), "POST /health HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(RoundTrip(server_.port(), "POST /health HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 405"));
 }
 
 TEST_F(HttpServerTest, HeadHasHeadersButNoBody) {
@@ -72,7 +73,8 @@ TEST_F(HttpServerTest, HeadHasHeadersButNoBody) {
 TEST_F(HttpServerTest, GarbageGetsBadRequestAndServerKeepsServing) {
   EXPECT_THAT(RoundTrip(server_.port(), "garbage\r\n\r\n"), StartsWith("HTTP/1.1 400"));
   EXPECT_THAT(RoundTrip(server_.port(), std::string(70000, 'a')), StartsWith("HTTP/1.1 413"));
-  EXPECT_THAT(RoundTrip(server_.port(), "GET /health HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(RoundTrip(server_.port(), "GET /health HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
 }
 
 TEST(HttpServerStartTest, RejectsBadAddressesAndBusyPorts) {
@@ -82,8 +84,7 @@ TEST(HttpServerStartTest, RejectsBadAddressesAndBusyPorts) {
   HttpServer b;
   ASSERT_THAT(b.Start("127.0.0.1:0"), IsOk());
   HttpServer c;
-  EXPECT_THAT(c.Start("127.0.0.1:" + std::to_string(b.port())),
-              StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(c.Start("127.0.0.1:" + std::to_string(b.port())), StatusIs(StatusCode::kUnavailable));
 }
 
 }  // namespace

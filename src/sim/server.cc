@@ -416,8 +416,13 @@ bool ModbusServer::Impl::ServeOne(int fd) {
     rc = modbus_reply_exception(ctx, query, *code);
   } else {
     rc = modbus_reply(ctx, query, length, mapping);
+    // Only a write libmodbus carried out takes registers away from their signals. A refused
+    // one (bad quantity, address or coil value) gets an exception reply: the header,
+    // function | 0x80 and the code (+ CRC over RTU); every successful write reply is longer.
+    const int exception_length = header + 2 + (header == 1 ? 2 : 0);
+    const bool refused = rc == exception_length;
     for (const Access& run : access.items()) {
-      if (run.write) MarkManual(run);
+      if (run.write && !refused) MarkManual(run);
     }
   }
   if (rc < 0) {

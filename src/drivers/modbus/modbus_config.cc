@@ -22,11 +22,11 @@ constexpr int64_t kMaxRtuUnitId = 247;
 constexpr int64_t kTcpAnyUnitId = 255;
 constexpr int64_t kMaxTimeoutMs = 60'000;
 constexpr int64_t kMaxGap = 1999;  // one less than the largest bit read (2000)
-// The rates termios can set on Linux.
-constexpr std::array<int32_t, 23> kBaudRates = {
-    300,     600,     1200,    2400,    4800,    9600,    19200,  38400,
-    57600,   115200,  230400,  460800,  500000,  576000,  921600, 1000000,
-    1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000};
+// The rates libmodbus 3.1.6 maps to termios (an unknown one silently becomes 9600, and it has
+// no case for 2000000).
+constexpr std::array<int32_t, 22> kBaudRates = {
+    300,    600,    1200,   2400,   4800,    9600,    19200,   38400,   57600,   115200,  230400,
+    460800, 500000, 576000, 921600, 1000000, 1152000, 1500000, 2500000, 3000000, 3500000, 4000000};
 
 constexpr std::array<std::pair<std::string_view, ValueType>, 9> kTypes = {{
     {"bool", ValueType::kBool},
@@ -306,8 +306,9 @@ ModbusDeviceConfig ParseModbusDevice(const ConfigTable& device) {
   }
 
   const bool tcp = config.transport == Transport::kTcp;
+  // Over a serial line 0 is the broadcast address, which devices never answer.
   if (std::optional<int64_t> unit =
-          device.GetInt("unit_id", 0, tcp ? kTcpAnyUnitId : kMaxRtuUnitId)) {
+          device.GetInt("unit_id", tcp ? 0 : 1, tcp ? kTcpAnyUnitId : kMaxRtuUnitId)) {
     if (*unit > kMaxRtuUnitId && *unit != kTcpAnyUnitId) {
       device.Error("unit_id", fmt::format("{} is reserved: use 0..247, or 255 over TCP", *unit));
     } else {
@@ -346,9 +347,9 @@ Status ValidateModbusDevice(const ModbusDeviceConfig& config) {
     if (config.serial.device.empty()) {
       return InvalidArgumentError("modbus-rtu device without a serial device");
     }
-    if (config.unit_id > kMaxRtuUnitId) {
+    if (config.unit_id == 0 || config.unit_id > kMaxRtuUnitId) {
       return InvalidArgumentError(
-          fmt::format("unit_id {} is out of range [0, 247]", config.unit_id));
+          fmt::format("unit_id {} is out of range [1, 247]", config.unit_id));
     }
   }
   if (config.timeout.count() < 1) return InvalidArgumentError("timeout must be positive");

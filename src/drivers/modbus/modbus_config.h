@@ -5,9 +5,9 @@
 // ModbusDeviceKeys() / ModbusTagKeys(). Value types; thread-compatible.
 //
 //   [[devices]]
-//   driver = "modbus-tcp"          # or "modbus-rtu" with serial, baud, parity, data_bits,
-//   stop_bits address = "127.0.0.1:5020"     # host:port ([v6]:port); the port defaults to 502
-//   unit_id = 1                    # 0..247, or 255 over TCP (default 1)
+//   driver = "modbus-tcp"          # or "modbus-rtu" with serial, baud, parity, ...
+//   address = "127.0.0.1:5020"     # host:port ([v6]:port); the port defaults to 502
+//   unit_id = 1                    # 1..247 (RTU), 0..247 or 255 (TCP); default 1
 //   timeout_ms = 1000              # response timeout (default 1000)
 //   max_gap = 0                    # unused registers a coalesced read may bridge (default 0)
 //     [[devices.tags]]

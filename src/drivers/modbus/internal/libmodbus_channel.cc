@@ -139,10 +139,11 @@ Result<std::unique_ptr<Channel>> NewLibmodbusChannel(const ModbusDeviceConfig& c
     return InvalidArgumentError(fmt::format("{}: libmodbus refused unit_id {}: {}", endpoint,
                                             config.unit_id, modbus_strerror(err)));
   }
-  // The response timeout bounds the wait for the first byte of an answer (and a TCP connect);
-  // the byte timeout the wait between later bytes.
+  // The response timeout bounds the whole answer (and a TCP connect). A byte timeout would
+  // restart at every recv(), so a device trickling bytes could hold a read for minutes; with
+  // it at zero libmodbus uses the response timeout for the entire response.
   SetTimeout(ctx, config.timeout, modbus_set_response_timeout);
-  SetTimeout(ctx, config.timeout, modbus_set_byte_timeout);
+  modbus_set_byte_timeout(ctx, 0, 0);
   return std::unique_ptr<Channel>(new LibmodbusChannel(ctx, endpoint));
 }
 

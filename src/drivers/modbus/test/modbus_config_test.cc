@@ -220,7 +220,26 @@ TEST(ModbusConfigTest, UnitIdRangesDependOnTransport) {
   EXPECT_THAT(
       ParseDevice("[[devices]]\ndriver = \"modbus-rtu\"\nserial = \"/dev/x\"\nunit_id = 248\n")
           .errors,
-      ElementsAre(HasSubstr("unit_id: 248 is out of range [0, 247]")));
+      ElementsAre(HasSubstr("unit_id: 248 is out of range [1, 247]")));
+  // 0 is the serial broadcast address, which devices never answer.
+  EXPECT_THAT(
+      ParseDevice("[[devices]]\ndriver = \"modbus-rtu\"\nserial = \"/dev/x\"\nunit_id = 0\n")
+          .errors,
+      ElementsAre(HasSubstr("unit_id: 0 is out of range [1, 247]")));
+  EXPECT_THAT(
+      ParseDevice("[[devices]]\ndriver = \"modbus-tcp\"\naddress = \"h\"\nunit_id = 0\n").errors,
+      IsEmpty());
+}
+
+TEST(ModbusConfigTest, RejectsBaudRatesLibmodbusWouldTurnInto9600) {
+  EXPECT_THAT(
+      ParseDevice("[[devices]]\ndriver = \"modbus-rtu\"\nserial = \"/dev/x\"\nbaud = 2000000\n")
+          .errors,
+      ElementsAre(HasSubstr("baud")));
+  EXPECT_THAT(
+      ParseDevice("[[devices]]\ndriver = \"modbus-rtu\"\nserial = \"/dev/x\"\nbaud = 115200\n")
+          .errors,
+      IsEmpty());
 }
 
 TEST(ModbusConfigTest, BoolOnlyOnBitsAndBitsOnlyBool) {

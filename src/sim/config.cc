@@ -24,6 +24,8 @@ constexpr std::string_view kServerKeys[] = {"id",      "protocol",  "listen",   
                                             "baud",    "parity",    "data_bits", "stop_bits",
                                             "unit_id", "registers", "faults"};
 constexpr std::string_view kSerialKeys[] = {"serial", "baud", "parity", "data_bits", "stop_bits"};
+// Bound on time values (about 31 years): larger ones are typos, and would overflow.
+constexpr double kMaxSeconds = 1e9;
 constexpr std::string_view kRegisterKeys[] = {"register", "type",      "word_order",
                                               "signal",   "update_ms", "count"};
 constexpr std::string_view kFaultKeys[] = {"kind", "at_s", "duration_s", "register", "code"};
@@ -336,14 +338,14 @@ class Loader {
       ok = false;
     }
     if (auto at = RequireNumber(t, "at_s")) {
-      if (*at < 0 || !std::isfinite(*at)) {
-        t.Error("at_s", "must be a number of seconds >= 0");
+      if (!(*at >= 0 && *at <= kMaxSeconds)) {
+        t.Error("at_s", "must be a number of seconds in [0, 1000000000]");
       }
       scripted.at = SecondsToMillis(*at);
     }
     if (auto duration = Number(t, "duration_s")) {
-      if (*duration <= 0 || !std::isfinite(*duration)) {
-        t.Error("duration_s", "must be a number of seconds > 0");
+      if (!(*duration > 0 && *duration <= kMaxSeconds)) {
+        t.Error("duration_s", "must be a number of seconds in (0, 1000000000]");
       }
       scripted.duration = SecondsToMillis(*duration);
     }
@@ -425,8 +427,8 @@ class Loader {
   double RequirePeriod(const ConfigTable& t) const {
     const auto period = RequireNumber(t, "period_s");
     if (!period) return 1;
-    if (*period <= 0 || !std::isfinite(*period)) {
-      t.Error("period_s", "must be a number of seconds > 0");
+    if (!(*period >= 0.001 && *period <= kMaxSeconds)) {
+      t.Error("period_s", "must be a number of seconds in [0.001, 1000000000]");
       return 1;
     }
     return *period;

@@ -377,7 +377,12 @@ void ModbusServer::Impl::AcceptClients() {
   while (true) {
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      if (errno == EMFILE || errno == ENFILE) {
+        // The connection stays pending and poll() would report it at once: pause instead
+        // of spinning until a client goes away.
+        log.Warn("accept: {} ({} clients); pausing", Errno(errno), clients.size());
+        ::poll(nullptr, 0, 100);
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         log.Warn("accept: {}", Errno(errno));
       }
       return;

@@ -69,7 +69,7 @@ void Uplink::Connect() {
   Message death = node_.BeginSession();
   const mqtt::WillMessage will{death.topic, std::move(death.payload), death.qos, death.retain};
   if (options_.on_new_session) options_.on_new_session(node_.bd_seq());
-  auto client = mqtt::MqttClient::Connect(options_.mqtt, will, [this, generation](mqtt::Event e) {
+  auto client = options_.connect(options_.mqtt, will, [this, generation](mqtt::Event e) {
     // libmosquitto reports every QoS 0 packet written: only the NDEATH at shutdown waits
     // for one, so those neither queue nor interrupt the loop.
     const bool published = e.kind == mqtt::Event::Kind::kPublished;

@@ -33,6 +33,8 @@ struct UplinkOptions {
   // Called with the bdSeq of every new session before it connects (to persist it).
   std::function<void(uint64_t)> on_new_session;
   uint64_t seed = 1;
+  // How connections are opened; tests pass a fake broker.
+  mqtt::ConnectFn connect = mqtt::RealConnect();
 };
 
 class Uplink final : public DeviceStatusSink {
@@ -86,7 +88,7 @@ class Uplink final : public DeviceStatusSink {
   bool connected_ KILN_GUARDED_BY(mu_) = false;
 
   // Loop-thread state.
-  std::unique_ptr<mqtt::MqttClient> client_;
+  std::unique_ptr<mqtt::Connection> client_;
   uint64_t generation_ = 0;
   bool session_up_ = false;    // CONNACK received
   bool births_due_ = false;    // births to publish before any data (new session, rebirth)

@@ -150,6 +150,14 @@ Result<std::unique_ptr<MqttClient>> MqttClient::Connect(const ClientOptions& opt
   return std::unique_ptr<MqttClient>(new MqttClient(std::move(impl)));
 }
 
+ConnectFn RealConnect() {
+  return [](const ClientOptions& options, const std::optional<WillMessage>& will,
+            EventHandler handler) -> Result<std::unique_ptr<Connection>> {
+    KILN_ASSIGN_OR_RETURN(auto client, MqttClient::Connect(options, will, std::move(handler)));
+    return std::unique_ptr<Connection>(std::move(client));
+  };
+}
+
 Result<int> MqttClient::Publish(std::string_view topic, std::string_view payload, int qos,
                                 bool retain) {
   int mid = 0;

@@ -59,7 +59,30 @@ struct Event {
 
 using EventHandler = std::function<void(Event)>;
 
-class MqttClient {
+// One MQTT connection as the rest of Kiln uses it; MqttClient is the real one, tests supply
+// fakes (see ConnectFn).
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Returns the message id (reported by a kPublished event once written, or acknowledged
+  // for QoS > 0). Errors: Unavailable when not connected, ResourceExhausted when the client
+  // cannot queue more.
+  virtual Result<int> Publish(std::string_view topic, std::string_view payload, int qos,
+                              bool retain) = 0;
+  virtual Status Subscribe(std::string_view topic_filter, int qos) = 0;
+  // Sends DISCONNECT (the broker discards the Will). Destroying a Connection without it
+  // drops the link as if it were lost (the broker publishes the Will).
+  virtual Status Disconnect() = 0;
+};
+
+// Opens a connection: MqttClient::Connect, or a fake in tests.
+using ConnectFn = std::function<Result<std::unique_ptr<Connection>>(
+    const ClientOptions& options, const std::optional<WillMessage>& will, EventHandler handler)>;
+
+// The ConnectFn that opens real MqttClients.
+ConnectFn RealConnect();
+
+class MqttClient final : public Connection {
  public:
   // Creates the client and starts connecting in the background (non-blocking). A
   // kConnected or kConnectFailed event follows. Errors: InvalidArgument for bad options
@@ -69,16 +92,15 @@ class MqttClient {
                                                      EventHandler handler);
   // Stops the network thread without a DISCONNECT if Disconnect() was not called (as if
   // the connection were lost: the broker publishes the Will).
-  ~MqttClient();
+  ~MqttClient() override;
   MqttClient(const MqttClient&) = delete;
   MqttClient& operator=(const MqttClient&) = delete;
 
-  // Returns the message id (for kPublished events of QoS > 0). Errors: Unavailable when not
-  // connected, ResourceExhausted when the client cannot queue more.
-  Result<int> Publish(std::string_view topic, std::string_view payload, int qos, bool retain);
-  Status Subscribe(std::string_view topic_filter, int qos);
-  // Sends DISCONNECT (the broker discards the Will) and stops the network thread.
-  Status Disconnect();
+  Result<int> Publish(std::string_view topic, std::string_view payload, int qos,
+                      bool retain) override;
+  Status Subscribe(std::string_view topic_filter, int qos) override;
+  // Sends DISCONNECT and stops the network thread once it has gone out.
+  Status Disconnect() override;
 
  private:
   struct Impl;

@@ -167,6 +167,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
 
   edge::UplinkOptions uplink_options;
   uplink_options.mqtt = cfg.mqtt;
+  uplink_options.primary_host_id = cfg.primary_host_id;
   uplink_options.seed = static_cast<uint64_t>(clock.Now().time_since_epoch().count());
   // Written when it changes (not on every reconnect attempt: flash wears).
   uplink_options.on_new_session = [&cfg, &log,

@@ -135,9 +135,12 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
     cfg.queue_max_samples = static_cast<size_t>(q->GetInt("max_samples", 100000, 1, 100000000));
   }
   if (auto sp = root.GetTable("sparkplug")) {
-    sp->RejectUnknownKeys({"max_metrics_per_message"});
+    sp->RejectUnknownKeys({"max_metrics_per_message", "primary_host_id"});
     cfg.max_metrics_per_message =
         static_cast<size_t>(sp->GetInt("max_metrics_per_message", 1000, 1, 100000));
+    auto host = sp->GetString("primary_host_id");
+    CheckId(*sp, "primary_host_id", host);
+    cfg.primary_host_id = host.value_or("");
   }
   if (auto l = root.GetTable("log")) {
     l->RejectUnknownKeys({"level"});

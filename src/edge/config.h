@@ -43,6 +43,7 @@ struct EdgeConfig {
   std::string state_dir;  // [store] path; empty: nothing persisted
   size_t queue_max_samples = 100000;
   size_t max_metrics_per_message = 1000;
+  std::string primary_host_id;  // [sparkplug] primary_host_id; empty: none
   LogLevel log_level = LogLevel::kInfo;
   std::vector<DeviceConfig> devices;
   std::vector<std::string> warnings;  // suspicious but accepted (e.g. names differing in case)

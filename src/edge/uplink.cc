@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "contract/sparkplug/state.h"
+
 namespace kiln::edge {
 
 namespace {
@@ -29,7 +31,12 @@ Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
       history_dropped_(metrics.GetCounter(
           "kiln_edge_history_dropped_total",
           "Queued samples not replayed because their device was offline at reconnect")),
-      connected_gauge_(metrics.GetGauge("kiln_edge_mqtt_connected", "1 while connected")) {}
+      connected_gauge_(metrics.GetGauge("kiln_edge_mqtt_connected", "1 while connected")) {
+  if (!options_.primary_host_id.empty()) {
+    state_topic_ = sparkplug::BuildTopic(
+        {sparkplug::MessageType::kState, "", "", "", options_.primary_host_id});
+  }
+}
 
 Uplink::~Uplink() { Stop(); }
 
@@ -133,7 +140,10 @@ void Uplink::HandleEvent(mqtt::Event& e) {
     case mqtt::Event::Kind::kConnected: {
       // The broker accepted the session (and holds its Will): the next one takes a new bdSeq.
       session_up_ = true;
-      for (const auto& topic : node_.CommandTopics()) {
+      host_online_ = false;  // every connection waits for a STATE of its own
+      std::vector<std::string> topics = node_.CommandTopics();
+      if (!state_topic_.empty()) topics.push_back(state_topic_);
+      for (const auto& topic : topics) {
         Status s = client_->Subscribe(topic, 1);
         if (!s.ok()) {
           Lost(s.ToString());
@@ -159,6 +169,10 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       Lost(e.detail);
       break;
     case mqtt::Event::Kind::kMessage: {
+      if (!state_topic_.empty() && e.topic == state_topic_) {
+        HandleState(e);
+        break;
+      }
       auto command = node_.OnMessage(e.topic, e.payload);
       SyncNodeStats();
       if (!command.ok()) {
@@ -233,7 +247,8 @@ void Uplink::Loop(std::stop_token stop) {
     for (auto& ce : events) {
       if (ce.generation == generation_ && client_) HandleEvent(ce.event);
     }
-    if (session_up_ && births_due_) PublishBirths(devices);
+    const bool host_ready = state_topic_.empty() || host_online_;
+    if (session_up_ && births_due_ && host_ready) PublishBirths(devices);
 
     if (session_up_ && !births_due_) {
       queue::SampleBatch batch = queue_.Read(options_.max_batch, clock_.Monotonic() + kIdleWait);
@@ -275,11 +290,31 @@ void Uplink::Loop(std::stop_token stop) {
   Shutdown();
 }
 
-void Uplink::Shutdown() {
-  if (!client_) return;
+void Uplink::HandleState(const mqtt::Event& e) {
+  auto state = sparkplug::ParseHostState(e.payload);
+  if (!state.ok()) {
+    KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kError, e.topic, "ignored {}: {}", e.topic,
+                          state.status().ToString());
+    return;
+  }
+  // A STATE older than the newest one seen is stale (a late retained or Will message).
+  if (last_state_ts_ && state->timestamp < *last_state_ts_) return;
+  last_state_ts_ = state->timestamp;
+  if (state->online) {
+    if (!host_online_) log_.Info("primary host {} is online", options_.primary_host_id);
+    host_online_ = true;
+    return;
+  }
+  host_online_ = false;
+  if (births_due_) return;  // nothing published yet on this connection: keep waiting
+  log_.Warn("primary host {} went offline: NDEATH, disconnect, start over",
+            options_.primary_host_id);
+  Leave();
+  next_connect_ = clock_.Monotonic();
+}
+
+void Uplink::Leave() {
   if (session_up_) {
-    // Deliberate disconnect: publish NDEATH ourselves (QoS 1, wait for the PUBACK), then
-    // DISCONNECT, which makes the broker discard the Will.
     Message death = node_.Death();
     bool acked = false;
     {
@@ -297,6 +332,12 @@ void Uplink::Shutdown() {
         });
       });
     }
+    {
+      MutexLock lock(mu_);
+      await_published_ = false;
+      connected_ = false;
+    }
+    connected_gauge_.Set(0);
     if (acked) {
       client_->Disconnect().IgnoreError();
       log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
@@ -312,6 +353,11 @@ void Uplink::Shutdown() {
   client_.reset();
   node_.EndSession(session_up_);
   session_up_ = false;
+  births_due_ = false;
+}
+
+void Uplink::Shutdown() {
+  if (client_) Leave();
 }
 
 }  // namespace kiln::edge

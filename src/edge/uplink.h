@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -35,6 +36,10 @@ struct UplinkOptions {
   uint64_t seed = 1;
   // How connections are opened; tests pass a fake broker.
   mqtt::ConnectFn connect = mqtt::RealConnect();
+  // Sparkplug primary host application to follow (empty: none). With one, births wait for
+  // its STATE online=true on every connection, and an offline STATE (not older than the
+  // last one seen) makes the node publish NDEATH, disconnect and start over.
+  std::string primary_host_id;
 };
 
 class Uplink final : public DeviceStatusSink {
@@ -69,6 +74,10 @@ class Uplink final : public DeviceStatusSink {
   // Publishes and clears `messages`; false (and the session is lost) on failure.
   bool Publish(std::vector<Message>& messages);
   void Lost(const std::string& why);
+  // Publishes NDEATH (QoS 1, waits for its PUBACK), then DISCONNECT; without the PUBACK it
+  // drops the link so the broker publishes the Will. Ends the session.
+  void Leave();
+  void HandleState(const mqtt::Event& event);
   // Adds what the node counted since the last call to the metrics.
   void SyncNodeStats();
   void Shutdown();
@@ -93,6 +102,9 @@ class Uplink final : public DeviceStatusSink {
   bool session_up_ = false;    // CONNACK received
   bool births_due_ = false;    // births to publish before any data (new session, rebirth)
   uint64_t replay_until_ = 0;  // queue ids below this predate the births: history
+  std::string state_topic_;    // spBv1.0/STATE/<primary host>, empty without one
+  bool host_online_ = false;   // the primary host's STATE on this connection said online
+  std::optional<uint64_t> last_state_ts_;  // newest STATE timestamp seen (any connection)
   Backoff backoff_;
   MonoTime next_connect_;
   std::vector<Message> out_;

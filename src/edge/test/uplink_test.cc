@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "contract/sparkplug/payload.h"
+#include "contract/sparkplug/state.h"
 
 namespace kiln::edge {
 namespace {
@@ -143,6 +144,15 @@ class UplinkTest : public ::testing::Test {
     })) << "waiting for "
         << n << " x " << topic_part;
   }
+  void WaitSubscribed(std::string_view topic) {
+    ASSERT_TRUE(broker_.WaitFor([&]() KILN_REQUIRES(broker_.mu_) {
+      for (const auto& e : broker_.log_) {
+        if (e.kind == "subscribe" && e.topic == topic) return true;
+      }
+      return false;
+    })) << "waiting for a subscription to "
+        << topic;
+  }
   sparkplug::Payload Decode(const FakeBroker::Entry& e) {
     auto p = decoder_.Decode(e.payload);
     EXPECT_TRUE(p.ok());
@@ -235,6 +245,67 @@ TEST_F(UplinkTest, LostSessionReconnectsWithNextBdSeqInTheWill) {
   EXPECT_EQ(will_bd(2), Value(int64_t{1}));
   EXPECT_EQ(broker_.will(2)->qos, 1);
   EXPECT_FALSE(broker_.will(2)->retain);
+}
+
+class PrimaryHostUplinkTest : public UplinkTest {
+ protected:
+  PrimaryHostUplinkTest() {
+    UplinkOptions o;
+    o.mqtt.client_id = "test";
+    o.reconnect_initial = 1ms;
+    o.reconnect_max = 2ms;
+    o.connect = broker_.Connect();
+    o.primary_host_id = "kiln";
+    uplink_ = std::make_unique<Uplink>(o, node_, queue_, clock_, log_, metrics_);
+  }
+  void State(bool online, uint64_t ts) {
+    broker_.Send({mqtt::Event::Kind::kMessage,
+                  0,
+                  {},
+                  "spBv1.0/STATE/kiln",
+                  sparkplug::BuildHostState({online, ts}),
+                  0});
+  }
+  size_t Count(std::string_view kind, std::string_view topic_part) {
+    size_t n = 0;
+    for (const auto& e : broker_.log()) {
+      n += e.kind == kind && e.topic.find(topic_part) != std::string::npos;
+    }
+    return n;
+  }
+};
+
+TEST_F(PrimaryHostUplinkTest, BirthsWaitForOnlineStateAndOfflineStateStartsOver) {
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitSubscribed("spBv1.0/STATE/kiln");
+  State(false, 1000);  // host offline, nothing published yet: keep waiting
+  State(true, 2000);
+  WaitPublished("/NBIRTH/", 1);
+  State(false, 1500);  // older than the last STATE: ignored
+  State(true, 2500);
+  EXPECT_EQ(Count("publish", "/NDEATH/"), 0u);
+  State(false, 3000);  // current offline: NDEATH, DISCONNECT, a new connection
+  WaitConnects(2);
+  EXPECT_EQ(Count("publish", "/NDEATH/"), 1u);
+  EXPECT_EQ(Count("disconnect", ""), 1u);
+  auto will = decoder_.Decode(broker_.will(1)->payload);
+  ASSERT_TRUE(will.ok());
+  EXPECT_EQ(will->metrics[0].value, Value(int64_t{1}));  // the next session's bdSeq
+  Accept();
+  State(true, 3000);  // not older than the last one: accepted
+  WaitPublished("/NBIRTH/", 2);
+}
+
+TEST_F(PrimaryHostUplinkTest, MalformedStateIsIgnored) {
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  broker_.Send({mqtt::Event::Kind::kMessage, 0, {}, "spBv1.0/STATE/kiln", "ONLINE", 0});
+  State(true, 10);
+  WaitPublished("/NBIRTH/", 1);
+  EXPECT_EQ(Count("publish", "/NBIRTH/"), 1u);
 }
 
 TEST_F(UplinkTest, StopPublishesNDeathThenDisconnects) {

@@ -97,10 +97,9 @@ void Uplink::Connect() {
              node_.bd_seq());
 }
 
-void Uplink::Lost(const std::string& why) {
-  const bool was_up = session_up_;
+void Uplink::Teardown() {
   client_.reset();  // joins the network thread: no more events from this client
-  node_.EndSession(was_up);
+  node_.EndSession(session_up_);
   session_up_ = false;
   births_due_ = false;
   {
@@ -108,6 +107,11 @@ void Uplink::Lost(const std::string& why) {
     connected_ = false;
   }
   connected_gauge_.Set(0);
+}
+
+void Uplink::Lost(const std::string& why) {
+  const bool was_up = session_up_;
+  Teardown();
   const auto delay = backoff_.Next();
   next_connect_ = clock_.Monotonic() + delay;
   if (was_up) {
@@ -335,9 +339,7 @@ void Uplink::Leave() {
     {
       MutexLock lock(mu_);
       await_published_ = false;
-      connected_ = false;
     }
-    connected_gauge_.Set(0);
     if (acked) {
       client_->Disconnect().IgnoreError();
       log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
@@ -350,10 +352,7 @@ void Uplink::Leave() {
           std::chrono::duration_cast<std::chrono::seconds>(kDeathAckWait).count());
     }
   }
-  client_.reset();
-  node_.EndSession(session_up_);
-  session_up_ = false;
-  births_due_ = false;
+  Teardown();
 }
 
 void Uplink::Shutdown() {

@@ -73,6 +73,8 @@ class Uplink final : public DeviceStatusSink {
   void PublishBatch(const queue::SampleBatch& batch);
   // Publishes and clears `messages`; false (and the session is lost) on failure.
   bool Publish(std::vector<Message>& messages);
+  // Ends the connection and the node's session: the state both Lost() and Leave() leave.
+  void Teardown();
   void Lost(const std::string& why);
   // Publishes NDEATH (QoS 1, waits for its PUBACK), then DISCONNECT; without the PUBACK it
   // drops the link so the broker publishes the Will. Ends the session.

@@ -68,6 +68,7 @@ Status CancelledError(std::string message);
 Status InvalidArgumentError(std::string message);
 Status DeadlineExceededError(std::string message);
 Status NotFoundError(std::string message);
+Status PermissionDeniedError(std::string message);
 Status AlreadyExistsError(std::string message);
 Status ResourceExhaustedError(std::string message);
 Status FailedPreconditionError(std::string message);
@@ -133,11 +134,11 @@ const Status& GetStatus(const Result<T>& r) {
 #define KILN_STATUS_CONCAT(a, b) KILN_STATUS_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function if `expr` (a Status or Result) failed.
-#define KILN_RETURN_IF_ERROR(expr)                          \
-  do {                                                      \
-    const auto& kiln_status_ref = (expr);                   \
-    if (!::kiln::internal::GetStatus(kiln_status_ref).ok()) \
-      return ::kiln::internal::GetStatus(kiln_status_ref);  \
+#define KILN_RETURN_IF_ERROR(expr)                                    \
+  do {                                                                \
+    /* a copy: `expr` may be a temporary's status() */                \
+    ::kiln::Status kiln_status = ::kiln::internal::GetStatus((expr)); \
+    if (!kiln_status.ok()) return kiln_status;                        \
   } while (false)
 
 // KILN_ASSIGN_OR_RETURN(auto x, MakeX()); assigns the value or returns the error.

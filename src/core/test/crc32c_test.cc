@@ -1,0 +1,88 @@
+#include "core/crc32c.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace kiln::crc32c {
+namespace {
+
+// Known answers: the CRC catalogue's check value and the iSCSI vectors of RFC 3720 B.4.
+struct Vector {
+  std::vector<uint8_t> data;
+  uint32_t crc;
+};
+
+std::vector<Vector> KnownAnswers() {
+  std::vector<Vector> v;
+  const std::string check = "123456789";
+  v.push_back({std::vector<uint8_t>(check.begin(), check.end()), 0xE3069283});
+  v.push_back({std::vector<uint8_t>(32, 0x00), 0x8A9136AA});
+  v.push_back({std::vector<uint8_t>(32, 0xFF), 0x62A8AB43});
+  std::vector<uint8_t> up(32), down(32);
+  for (int i = 0; i < 32; ++i) {
+    up[i] = static_cast<uint8_t>(i);
+    down[i] = static_cast<uint8_t>(31 - i);
+  }
+  v.push_back({up, 0x46DD794E});
+  v.push_back({down, 0x113FDB5C});
+  v.push_back({{}, 0});
+  return v;
+}
+
+TEST(Crc32cTest, KnownAnswers) {
+  for (const Vector& v : KnownAnswers()) {
+    EXPECT_EQ(Value(v.data.data(), v.data.size()), v.crc) << v.data.size() << " bytes";
+    EXPECT_EQ(ExtendPortableForTest(0, v.data.data(), v.data.size()), v.crc);
+  }
+  EXPECT_EQ(Value(std::string_view("123456789")), 0xE3069283u);
+}
+
+TEST(Crc32cTest, ExtendEqualsWholeAtEverySplitAndAlignment) {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> buf(300);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  for (size_t start = 0; start < 9; ++start) {
+    const size_t n = buf.size() - start;
+    const uint32_t whole = Value(buf.data() + start, n);
+    EXPECT_EQ(ExtendPortableForTest(0, buf.data() + start, n), whole);
+    for (size_t split = 0; split <= n; split += 7) {
+      const uint32_t a = Value(buf.data() + start, split);
+      EXPECT_EQ(Extend(a, buf.data() + start + split, n - split), whole);
+      EXPECT_EQ(ExtendPortableForTest(a, buf.data() + start + split, n - split), whole);
+    }
+  }
+}
+
+TEST(Crc32cTest, HardwareAndPortableAgreeOnRandomData) {
+  std::mt19937_64 rng(42);
+  std::vector<uint8_t> buf(1 << 16);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  for (int i = 0; i < 200; ++i) {
+    const size_t off = rng() % 64;
+    const size_t n = rng() % (buf.size() - off);
+    const uint32_t seed = static_cast<uint32_t>(rng());
+    ASSERT_EQ(Extend(seed, buf.data() + off, n), ExtendPortableForTest(seed, buf.data() + off, n));
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("sse4.2")) {
+    EXPECT_TRUE(IsHardwareAccelerated());
+  }
+#endif
+}
+
+TEST(Crc32cTest, DetectsSingleBitFlips) {
+  std::vector<uint8_t> buf(64, 0x5A);
+  const uint32_t good = Value(buf.data(), buf.size());
+  for (size_t bit = 0; bit < buf.size() * 8; ++bit) {
+    buf[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    ASSERT_NE(Value(buf.data(), buf.size()), good) << bit;
+    buf[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+  }
+}
+
+}  // namespace
+}  // namespace kiln::crc32c

@@ -7,7 +7,7 @@ PACKAGES=(
   # toolchain
   cmake ninja-build ccache g++ pkg-config
   # libraries
-  libmodbus-dev libmosquitto-dev libprotobuf-dev protobuf-compiler
+  libmodbus-dev libmosquitto-dev libzstd-dev libsqlite3-dev libprotobuf-dev protobuf-compiler
   libtomlplusplus-dev libfmt-dev libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev

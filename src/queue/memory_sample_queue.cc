@@ -12,50 +12,88 @@ Status MemorySampleQueue::Push(std::span<const contract::Sample> samples) {
     MutexLock lock(mu_);
     for (const auto& s : samples) {
       if (samples_.size() == max_samples_) {
-        // Drop the oldest sample; the read cursor cannot point before the head.
+        // Drop the oldest sample; no cursor may point before the head.
+        if (!acked_.Contains(head_id_)) ++stats_.dropped;
         samples_.pop_front();
         ++head_id_;
-        ++stats_.dropped;
-        if (read_id_ < head_id_) read_id_ = head_id_;
+        acked_.EraseBelow(head_id_);
+        live_id_ = std::max(live_id_, head_id_);
+        backlog_id_ = std::max(backlog_id_, head_id_);
       }
       samples_.push_back(s);
       ++stats_.appended;
     }
-    stats_.depth = samples_.size();
+    TrimLocked();
   }
-  cv_.NotifyOne();
+  cv_.NotifyAll();
   return OkStatus();
 }
 
-SampleBatch MemorySampleQueue::Read(size_t max, MonoTime deadline) {
+void MemorySampleQueue::TrimLocked() {
+  while (!samples_.empty() && acked_.Contains(head_id_)) {
+    samples_.pop_front();
+    ++head_id_;
+  }
+  acked_.EraseBelow(head_id_);
+  stats_.depth = samples_.size() - acked_.size();
+  stats_.oldest_unacked_ns = 0;
+  if (!samples_.empty()) {
+    stats_.oldest_unacked_ns = samples_.front().source_time.time_since_epoch().count();
+  }
+}
+
+uint64_t MemorySampleQueue::StartDelivery() {
+  MutexLock lock(mu_);
+  boundary_ = live_id_;
+  backlog_id_ = head_id_;
+  return boundary_;
+}
+
+SampleBatch MemorySampleQueue::ReadLive(size_t max, MonoTime deadline) {
   MutexLock lock(mu_);
   cv_.WaitUntil(lock, deadline, [&]() KILN_REQUIRES(mu_) {
-    return woken_ || read_id_ < head_id_ + samples_.size();
+    return woken_ || live_id_ < head_id_ + samples_.size();
   });
   woken_ = false;
   SampleBatch batch;
-  batch.first_id = read_id_;
-  const uint64_t available = head_id_ + samples_.size() - read_id_;
-  const size_t n = static_cast<size_t>(std::min<uint64_t>(available, max));
-  const auto first = samples_.begin() + static_cast<std::ptrdiff_t>(read_id_ - head_id_);
+  const uint64_t end = head_id_ + samples_.size();
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(end - live_id_, max));
+  if (n == 0) return batch;
+  const auto first = samples_.begin() + static_cast<std::ptrdiff_t>(live_id_ - head_id_);
   batch.samples.assign(first, first + static_cast<std::ptrdiff_t>(n));
-  read_id_ += n;
+  batch.ids.push_back(IdRange{live_id_, n});
+  live_id_ += n;
   return batch;
 }
 
-void MemorySampleQueue::Ack(uint64_t id) {
+SampleBatch MemorySampleQueue::ReadBacklog(size_t max) {
   MutexLock lock(mu_);
-  while (!samples_.empty() && head_id_ <= id && head_id_ < read_id_) {
-    samples_.pop_front();
-    ++head_id_;
-    ++stats_.acked;
+  SampleBatch batch;
+  while (batch.samples.size() < max) {
+    backlog_id_ = acked_.NextAbsent(std::max(backlog_id_, head_id_));
+    if (backlog_id_ >= boundary_) break;
+    batch.samples.push_back(samples_[static_cast<size_t>(backlog_id_ - head_id_)]);
+    AppendId(batch.ids, backlog_id_);
+    ++backlog_id_;
   }
-  stats_.depth = samples_.size();
+  return batch;
 }
 
-void MemorySampleQueue::Rewind() {
+void MemorySampleQueue::RewindBacklog() {
   MutexLock lock(mu_);
-  read_id_ = head_id_;
+  backlog_id_ = head_id_;
+}
+
+void MemorySampleQueue::Ack(std::span<const IdRange> ids) {
+  MutexLock lock(mu_);
+  const uint64_t end = head_id_ + samples_.size();
+  for (const IdRange& r : ids) {
+    // Ids already dropped or never appended are ignored.
+    const uint64_t first = std::max(r.first, head_id_);
+    const uint64_t last = std::min(r.end(), end);
+    if (first < last) stats_.acked += acked_.Add(first, last);
+  }
+  TrimLocked();
 }
 
 void MemorySampleQueue::Wake() {
@@ -68,7 +106,9 @@ void MemorySampleQueue::Wake() {
 
 QueueStats MemorySampleQueue::stats() const {
   MutexLock lock(mu_);
-  return stats_;
+  QueueStats s = stats_;
+  s.bytes = samples_.size() * sizeof(contract::Sample);
+  return s;
 }
 
 }  // namespace kiln::queue

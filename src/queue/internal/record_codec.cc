@@ -1,0 +1,328 @@
+#include "queue/internal/record_codec.h"
+
+#include <algorithm>
+#include <bit>
+#include <limits>
+#include <string>
+
+namespace kiln::queue::internal {
+namespace {
+
+using contract::Quality;
+using contract::Sample;
+using contract::Value;
+using contract::ValueType;
+
+constexpr uint8_t kTypeMask = 0x0F;
+constexpr uint8_t kQualityFollows = 0x10;
+constexpr uint8_t kMaxType = static_cast<uint8_t>(ValueType::kString);
+
+int64_t TimeNs(const Sample& s) { return s.source_time.time_since_epoch().count(); }
+
+template <typename T>
+bool DecodeSigned(uint64_t raw, T& out) {
+  const int64_t v = UnZigZag(raw);
+  if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) return false;
+  out = static_cast<T>(v);
+  return true;
+}
+
+template <typename T>
+bool DecodeUnsigned(uint64_t raw, T& out) {
+  if (raw > std::numeric_limits<T>::max()) return false;
+  out = static_cast<T>(raw);
+  return true;
+}
+
+}  // namespace
+
+size_t MaxEncodedSize(const Sample& s) {
+  size_t n = 5 + kMaxVarint64 + 1 + 4;  // tag, time, type, quality
+  if (const std::string* str = s.value.get_if<std::string>()) return n + kMaxVarint64 + str->size();
+  return n + kMaxVarint64;  // the widest fixed value (a varint) or a double
+}
+
+uint8_t* EncodeSample(const Sample& s, int64_t& prev_time, uint8_t* p) {
+  p = PutVarint(p, s.tag);
+  const int64_t t = TimeNs(s);
+  // Wrapping difference: any two times have a representable delta modulo 2^64.
+  p = PutVarint(
+      p, ZigZag(static_cast<int64_t>(static_cast<uint64_t>(t) - static_cast<uint64_t>(prev_time))));
+  prev_time = t;
+  const auto type = static_cast<uint8_t>(s.value.type());
+  const uint32_t q = s.quality.code();
+  *p++ = static_cast<uint8_t>(type | (q != 0 ? kQualityFollows : 0));
+  if (q != 0) {
+    Put32(p, q);
+    p += 4;
+  }
+  struct Visitor {
+    uint8_t* p;
+    uint8_t* operator()(std::monostate) { return p; }
+    uint8_t* operator()(bool v) {
+      *p = v ? 1 : 0;
+      return p + 1;
+    }
+    uint8_t* operator()(int8_t v) { return PutVarint(p, ZigZag(v)); }
+    uint8_t* operator()(int16_t v) { return PutVarint(p, ZigZag(v)); }
+    uint8_t* operator()(int32_t v) { return PutVarint(p, ZigZag(v)); }
+    uint8_t* operator()(int64_t v) { return PutVarint(p, ZigZag(v)); }
+    uint8_t* operator()(uint8_t v) { return PutVarint(p, v); }
+    uint8_t* operator()(uint16_t v) { return PutVarint(p, v); }
+    uint8_t* operator()(uint32_t v) { return PutVarint(p, v); }
+    uint8_t* operator()(uint64_t v) { return PutVarint(p, v); }
+    uint8_t* operator()(float v) {
+      Put32(p, std::bit_cast<uint32_t>(v));
+      return p + 4;
+    }
+    uint8_t* operator()(double v) {
+      Put64(p, std::bit_cast<uint64_t>(v));
+      return p + 8;
+    }
+    uint8_t* operator()(const std::string& v) {
+      uint8_t* q = PutVarint(p, v.size());
+      if (!v.empty()) std::memcpy(q, v.data(), v.size());
+      return q + v.size();
+    }
+  };
+  return std::visit(Visitor{p}, s.value.storage());
+}
+
+bool SampleDecoder::Head(uint32_t& tag, int64_t& time, uint8_t& type, uint32_t& quality) {
+  uint64_t v;
+  if ((p_ = GetVarint(p_, end_, v)) == nullptr || v > std::numeric_limits<uint32_t>::max()) {
+    return false;
+  }
+  tag = static_cast<uint32_t>(v);
+  if ((p_ = GetVarint(p_, end_, v)) == nullptr) return false;
+  time =
+      static_cast<int64_t>(static_cast<uint64_t>(prev_time_) + static_cast<uint64_t>(UnZigZag(v)));
+  prev_time_ = time;
+  if (p_ == end_) return false;
+  const uint8_t b = *p_++;
+  type = b & kTypeMask;
+  if (type > kMaxType || (b & ~(kTypeMask | kQualityFollows)) != 0) return false;
+  quality = 0;
+  if (b & kQualityFollows) {
+    if (end_ - p_ < 4) return false;
+    quality = Get32(p_);
+    p_ += 4;
+  }
+  return true;
+}
+
+bool SampleDecoder::Next(Sample& out) {
+  if (p_ == nullptr || p_ == end_) return false;
+  uint32_t tag;
+  int64_t time;
+  uint8_t type;
+  uint32_t quality;
+  if (!Head(tag, time, type, quality)) {
+    p_ = nullptr;
+    return false;
+  }
+  out.tag = tag;
+  out.source_time = Timestamp(std::chrono::nanoseconds(time));
+  out.quality = Quality(quality);
+  uint64_t raw = 0;
+  bool ok = true;
+  switch (static_cast<ValueType>(type)) {
+    case ValueType::kNull:
+      out.value = Value();
+      break;
+    case ValueType::kBool:
+      if (p_ == end_ || *p_ > 1) {
+        ok = false;
+      } else {
+        out.value = Value(*p_++ == 1);
+      }
+      break;
+    case ValueType::kFloat:
+      if (end_ - p_ < 4) {
+        ok = false;
+      } else {
+        out.value = Value(std::bit_cast<float>(Get32(p_)));
+        p_ += 4;
+      }
+      break;
+    case ValueType::kDouble:
+      if (end_ - p_ < 8) {
+        ok = false;
+      } else {
+        out.value = Value(std::bit_cast<double>(Get64(p_)));
+        p_ += 8;
+      }
+      break;
+    case ValueType::kString:
+      if ((p_ = GetVarint(p_, end_, raw)) == nullptr || raw > static_cast<uint64_t>(end_ - p_)) {
+        ok = false;
+      } else {
+        out.value = Value(std::string(reinterpret_cast<const char*>(p_), raw));
+        p_ += raw;
+      }
+      break;
+    default: {
+      if ((p_ = GetVarint(p_, end_, raw)) == nullptr) {
+        ok = false;
+        break;
+      }
+      switch (static_cast<ValueType>(type)) {
+        case ValueType::kInt8: {
+          int8_t v;
+          if ((ok = DecodeSigned(raw, v))) out.value = Value(v);
+          break;
+        }
+        case ValueType::kInt16: {
+          int16_t v;
+          if ((ok = DecodeSigned(raw, v))) out.value = Value(v);
+          break;
+        }
+        case ValueType::kInt32: {
+          int32_t v;
+          if ((ok = DecodeSigned(raw, v))) out.value = Value(v);
+          break;
+        }
+        case ValueType::kInt64:
+          out.value = Value(UnZigZag(raw));
+          break;
+        case ValueType::kUInt8: {
+          uint8_t v;
+          if ((ok = DecodeUnsigned(raw, v))) out.value = Value(v);
+          break;
+        }
+        case ValueType::kUInt16: {
+          uint16_t v;
+          if ((ok = DecodeUnsigned(raw, v))) out.value = Value(v);
+          break;
+        }
+        case ValueType::kUInt32: {
+          uint32_t v;
+          if ((ok = DecodeUnsigned(raw, v))) out.value = Value(v);
+          break;
+        }
+        default:
+          out.value = Value(raw);
+          break;
+      }
+    }
+  }
+  if (!ok) p_ = nullptr;
+  return ok;
+}
+
+bool SampleDecoder::Skip() {
+  if (p_ == nullptr || p_ == end_) return false;
+  uint32_t tag;
+  int64_t time;
+  uint8_t type;
+  uint32_t quality;
+  if (!Head(tag, time, type, quality)) {
+    p_ = nullptr;
+    return false;
+  }
+  uint64_t raw;
+  size_t n = 0;
+  switch (static_cast<ValueType>(type)) {
+    case ValueType::kNull:
+      break;
+    case ValueType::kBool:
+      n = 1;
+      break;
+    case ValueType::kFloat:
+      n = 4;
+      break;
+    case ValueType::kDouble:
+      n = 8;
+      break;
+    case ValueType::kString:
+      if ((p_ = GetVarint(p_, end_, raw)) == nullptr) return false;
+      if (raw > static_cast<uint64_t>(end_ - p_)) {
+        p_ = nullptr;
+        return false;
+      }
+      n = raw;
+      break;
+    default:
+      if ((p_ = GetVarint(p_, end_, raw)) == nullptr) return false;
+      break;
+  }
+  if (static_cast<size_t>(end_ - p_) < n) {
+    p_ = nullptr;
+    return false;
+  }
+  p_ += n;
+  return true;
+}
+
+uint64_t RecordEncoder::Encode(std::span<const Sample> samples) {
+  bytes_.clear();
+  records_.clear();
+  uint64_t too_large = 0;
+  size_t frame_start = 0;
+  size_t pos = kFrameHeaderBytes;
+  uint32_t count = 0;
+  int64_t base_time = 0, prev_time = 0, min_time = 0, max_time = 0;
+  auto grow = [&](size_t n) {
+    if (bytes_.size() < n) bytes_.resize(std::max(n, bytes_.size() * 2));
+  };
+  grow(std::min<size_t>(samples.size() * 12 + 2 * kFrameHeaderBytes, size_t{1} << 20));
+  for (const Sample& s : samples) {
+    const size_t need = MaxEncodedSize(s);
+    const int64_t t = TimeNs(s);
+    if (count == 0) base_time = prev_time = t;
+    grow(pos + need + kFrameHeaderBytes);
+    int64_t next_prev = prev_time;
+    size_t len = static_cast<size_t>(EncodeSample(s, next_prev, bytes_.data() + pos) -
+                                     (bytes_.data() + pos));
+    if (pos + len - frame_start - kFrameHeaderBytes > max_payload_) {
+      if (count > 0) {
+        // Close this record and start the next one with this sample.
+        Close(frame_start, pos, count, base_time, min_time, max_time);
+        frame_start = pos;
+        pos = frame_start + kFrameHeaderBytes;
+        count = 0;
+        base_time = prev_time = next_prev = t;
+        grow(pos + need);
+        len = static_cast<size_t>(EncodeSample(s, next_prev, bytes_.data() + pos) -
+                                  (bytes_.data() + pos));
+      }
+      if (len > max_payload_) {  // too large for any record on its own
+        ++too_large;
+        continue;
+      }
+    }
+    pos += len;
+    prev_time = next_prev;
+    if (count++ == 0) {
+      min_time = max_time = t;
+    } else {
+      min_time = std::min(min_time, t);
+      max_time = std::max(max_time, t);
+    }
+  }
+  if (count > 0) {
+    Close(frame_start, pos, count, base_time, min_time, max_time);
+    frame_start = pos;
+  }
+  bytes_.resize(frame_start);
+  return too_large;
+}
+
+void RecordEncoder::Close(size_t frame_start, size_t payload_end, uint32_t count, int64_t base_time,
+                          int64_t min_time, int64_t max_time) {
+  FrameHeader f;
+  f.payload_bytes = static_cast<uint32_t>(payload_end - frame_start - kFrameHeaderBytes);
+  f.count = count;
+  f.base_time = base_time;
+  EncodeFrameHeader(f, bytes_.data() + frame_start);
+  records_.push_back(
+      EncodedRecord{frame_start, payload_end - frame_start, count, min_time, max_time});
+}
+
+void SealFrame(uint8_t* frame, uint32_t seq, uint64_t first_id) {
+  Put32(frame + 8, seq);
+  Put64(frame + 16, first_id);
+  Put32(frame + 4, FrameCrc(frame, Get32(frame)));
+}
+
+}  // namespace kiln::queue::internal

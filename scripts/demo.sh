@@ -33,6 +33,7 @@ CONF
 [ "$(id -u)" -eq 0 ] && echo "user root" >> "$RUN/mosquitto.conf"
 /usr/sbin/mosquitto -c "$RUN/mosquitto.conf" &
 pids+=($!)
+MOSQ_PID=$!
 
 "$BIN/kiln-sim" --config examples/sim.toml > "$RUN/sim.out" 2> "$RUN/sim.log" < /dev/null &
 pids+=($!)
@@ -58,6 +59,8 @@ Kiln demo is running (logs in $RUN).
   decoded          node tests/system/tools/sparkplug-watch.js mqtt://127.0.0.1:$MQTT_PORT
                    (after: (cd tests/system && npm ci))
   simulator        Modbus TCP on 127.0.0.1:5020 (press-3) and :5021 (oven-1)
+  outage           kill -STOP $MOSQ_PID; (wait a minute); kill -CONT $MOSQ_PID
+                   the edge keeps every value in $RUN/edge-state/queue and replays it
 Press Ctrl-C to stop.
 TXT
 wait

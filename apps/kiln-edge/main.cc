@@ -29,6 +29,7 @@
 #include "edge/scan_engine.h"
 #include "edge/uplink.h"
 #include "http/server.h"
+#include "queue/journal.h"
 #include "queue/sample_queue.h"
 
 namespace {
@@ -127,6 +128,43 @@ int Check(const std::string& path) {
   return 0;
 }
 
+void RegisterQueueMetrics(const queue::SampleQueue& queue, const Clock& clock,
+                          MetricsRegistry& metrics) {
+  auto gauge = [&](std::string_view name, std::string_view help, auto field) {
+    metrics.AddGaugeCallback(name, help, {},
+                             [&queue, field] { return static_cast<double>(field(queue.stats())); });
+  };
+  using queue::QueueStats;
+  gauge("kiln_edge_queue_depth", "Samples stored and not yet confirmed by the broker",
+        [](const QueueStats& s) { return s.depth; });
+  gauge("kiln_edge_queue_bytes", "Bytes the store holds (on disk with [store] path)",
+        [](const QueueStats& s) { return s.bytes; });
+  gauge("kiln_edge_queue_appended_total", "Samples stored",
+        [](const QueueStats& s) { return s.appended; });
+  gauge("kiln_edge_queue_sent_total", "Samples the broker confirmed (barrier PUBACK)",
+        [](const QueueStats& s) { return s.acked; });
+  gauge("kiln_edge_queue_dropped_total",
+        "Samples discarded unsent: budget, max_age, failed writes, corruption",
+        [](const QueueStats& s) { return s.dropped; });
+  gauge("kiln_edge_queue_write_errors_total", "Failed store writes or syncs (disk full, read-only)",
+        [](const QueueStats& s) { return s.write_errors; });
+  gauge("kiln_edge_queue_fsync_seconds_sum", "Time spent in data syncs",
+        [](const QueueStats& s) { return s.fsync_seconds; });
+  gauge("kiln_edge_queue_fsync_seconds_count", "Data syncs",
+        [](const QueueStats& s) { return s.fsyncs; });
+  gauge("kiln_edge_queue_fsync_seconds_max", "Slowest data sync since start",
+        [](const QueueStats& s) { return s.fsync_seconds_max; });
+  metrics.AddGaugeCallback(
+      "kiln_edge_queue_oldest_unsent_age_seconds",
+      "Age (by source time) of the oldest sample not yet confirmed; 0 when none", {},
+      [&queue, &clock] {
+        const int64_t oldest = queue.stats().oldest_unacked_ns;
+        if (oldest == 0) return 0.0;
+        const int64_t now = clock.Now().time_since_epoch().count();
+        return std::max(0.0, static_cast<double>(now - oldest) / 1e9);
+      });
+}
+
 int Run(const std::string& path, const std::string& log_level_flag) {
   auto loaded = edge::LoadEdgeConfig(path);
   if (!loaded.ok()) {
@@ -153,14 +191,24 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   Logger log(sink, "edge", level);
   for (const auto& w : cfg.warnings) log.Warn("{}", w);
   // The queue outlives the registry whose callbacks read it.
-  queue::MemorySampleQueue queue(cfg.queue_max_samples);
+  std::unique_ptr<queue::SampleQueue> queue;
+  if (cfg.state_dir.empty()) {
+    log.Warn("no [store] path: samples wait in memory only (at most {}) and are lost on exit",
+             cfg.queue_max_samples);
+    queue = std::make_unique<queue::MemorySampleQueue>(cfg.queue_max_samples);
+  } else {
+    queue::JournalOptions jo = cfg.journal;
+    jo.dir = std::filesystem::path(cfg.state_dir) / "queue";
+    jo.tag_fingerprint = edge::TagFingerprint(cfg);
+    auto journal = queue::Journal::Open(jo, clock, log.Child("store"));
+    if (!journal.ok()) {
+      log.Error("[store] path {}: {}", cfg.state_dir, journal.status().ToString());
+      return kExitRuntime;
+    }
+    queue = std::move(journal).value();
+  }
   MetricsRegistry metrics;
-
-  metrics.AddGaugeCallback("kiln_edge_queue_depth", "Samples waiting to be published", {},
-                           [&queue] { return static_cast<double>(queue.stats().depth); });
-  metrics.AddGaugeCallback("kiln_edge_queue_dropped_total",
-                           "Samples dropped because the queue was full", {},
-                           [&queue] { return static_cast<double>(queue.stats().dropped); });
+  RegisterQueueMetrics(*queue, clock, metrics);
 
   edge::EdgeNode node({cfg.group_id, cfg.edge_node_id, cfg.max_metrics_per_message},
                       NodeDevices(cfg), clock, ReadBdSeq(cfg.state_dir));
@@ -168,6 +216,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
   edge::UplinkOptions uplink_options;
   uplink_options.mqtt = cfg.mqtt;
   uplink_options.primary_host_id = cfg.primary_host_id;
+  uplink_options.replay_rate = cfg.replay_rate;
   uplink_options.seed = static_cast<uint64_t>(clock.Now().time_since_epoch().count());
   // Written when it changes (not on every reconnect attempt: flash wears).
   uplink_options.on_new_session = [&cfg, &log,
@@ -176,7 +225,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
     WriteBdSeq(cfg.state_dir, bd_seq, log);
     last = bd_seq;
   };
-  edge::Uplink uplink(uplink_options, node, queue, clock, log.Child("mqtt"), metrics);
+  edge::Uplink uplink(uplink_options, node, *queue, clock, log.Child("mqtt"), metrics);
 
   std::vector<std::unique_ptr<edge::DeviceRunner>> runners;
   for (size_t i = 0; i < cfg.devices.size(); ++i) {
@@ -195,7 +244,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
     ro.backoff_initial = std::max(d.poll, std::chrono::milliseconds(200));
     ro.seed = uplink_options.seed + i;
     runners.push_back(std::make_unique<edge::DeviceRunner>(
-        ro, std::move(driver).value(), edge::ScanEngine(std::move(scan)), queue, uplink, clock,
+        ro, std::move(driver).value(), edge::ScanEngine(std::move(scan)), *queue, uplink, clock,
         log.Child(d.id), metrics));
   }
 

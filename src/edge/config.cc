@@ -93,7 +93,95 @@ void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& ne
   }
 }
 
+void ParseStore(const ConfigTable& t, EdgeConfig& cfg) {
+  t.RejectUnknownKeys({"path", "max_bytes", "max_age", "segment_bytes", "fsync", "fsync_interval",
+                       "fsync_batch", "compression", "replay_rate"});
+  cfg.state_dir = t.GetString("path", "");
+  queue::JournalOptions& j = cfg.journal;
+  if (cfg.state_dir.empty()) {
+    for (std::string_view key : {"max_bytes", "max_age", "segment_bytes", "fsync", "compression"}) {
+      if (t.Has(key)) t.Error(key, "needs [store] path (without it samples are kept in memory)");
+    }
+  }
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  if (auto b = t.GetByteSize("max_bytes")) {
+    if (*b < kMiB) {
+      t.Error("max_bytes", "must be at least 1MiB");
+    } else {
+      j.max_bytes = *b;
+    }
+  }
+  if (auto a = t.GetDuration("max_age", std::chrono::seconds(1))) {
+    if (*a < std::chrono::minutes(1)) {
+      t.Error("max_age", "must be at least 1 minute");
+    } else {
+      j.max_age = std::chrono::duration_cast<std::chrono::seconds>(*a);
+    }
+  }
+  if (auto b = t.GetByteSize("segment_bytes")) {
+    if (*b < 64 * 1024 || *b > 1024 * kMiB || *b % 4096 != 0) {
+      t.Error("segment_bytes", "must be a multiple of 4KiB between 64KiB and 1GiB");
+    } else if (*b * 3 > j.max_bytes) {
+      t.Error("segment_bytes", "max_bytes must hold at least 3 segments");
+    } else {
+      j.segment_bytes = *b;
+    }
+  }
+  const std::string fsync = t.GetString("fsync", "interval");
+  if (fsync == "interval") {
+    j.sync = queue::SyncPolicy::kInterval;
+  } else if (fsync == "batch") {
+    j.sync = queue::SyncPolicy::kBatch;
+  } else if (fsync == "always") {
+    j.sync = queue::SyncPolicy::kAlways;
+  } else {
+    t.Error("fsync", fmt::format("'{}' is not interval, batch or always", fsync));
+  }
+  if (auto i = t.GetDuration("fsync_interval")) {
+    if (*i < std::chrono::milliseconds(1) || *i > std::chrono::minutes(1)) {
+      t.Error("fsync_interval", "must be between 1ms and 1m");
+    } else {
+      j.sync_interval = *i;
+    }
+  }
+  j.sync_batch = static_cast<size_t>(t.GetInt("fsync_batch", 1000, 1, 1000000));
+  const std::string compression = t.GetString("compression", "none");
+  if (compression == "zstd") {
+    j.compress = true;
+  } else if (compression != "none") {
+    t.Error("compression", fmt::format("'{}' is not none or zstd", compression));
+  }
+  if (auto r = t.GetDouble("replay_rate")) {
+    if (*r < 1) {
+      t.Error("replay_rate", "must be at least 1 sample per second");
+    } else {
+      cfg.replay_rate = *r;
+    }
+  }
+}
+
 }  // namespace
+
+uint64_t TagFingerprint(const EdgeConfig& config) {
+  // FNV-1a over "device\0tag\0type\0" in id order: stable across runs and builds.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+    h ^= 0;
+    h *= 0x100000001b3ULL;
+  };
+  for (const auto& d : config.devices) {
+    for (const auto& t : d.tags) {
+      mix(d.id);
+      mix(t.name);
+      mix(contract::ValueTypeName(t.type));
+    }
+  }
+  return h;
+}
 
 namespace {
 
@@ -126,10 +214,7 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
     h->RejectUnknownKeys({"listen"});
     cfg.http_listen = h->GetString("listen", cfg.http_listen);
   }
-  if (auto s = root.GetTable("store")) {
-    s->RejectUnknownKeys({"path"});
-    cfg.state_dir = s->GetString("path", "");
-  }
+  if (auto s = root.GetTable("store")) ParseStore(*s, cfg);
   if (auto q = root.GetTable("queue")) {
     q->RejectUnknownKeys({"max_samples"});
     cfg.queue_max_samples = static_cast<size_t>(q->GetInt("max_samples", 100000, 1, 100000000));

@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "drivers/modbus/modbus_config.h"
 #include "mqtt/client.h"
+#include "queue/journal.h"
 
 namespace kiln::edge {
 
@@ -40,14 +41,22 @@ struct EdgeConfig {
   std::string mqtt_url;
   mqtt::ClientOptions mqtt;
   std::string http_listen = "127.0.0.1:9102";
-  std::string state_dir;  // [store] path; empty: nothing persisted
-  size_t queue_max_samples = 100000;
+  std::string state_dir;  // [store] path; empty: nothing persisted, samples kept in memory
+  // [store] budget, age limit, segments, fsync policy and compression of the journal kept in
+  // <path>/queue (dir, env and tag_fingerprint are set by the caller).
+  queue::JournalOptions journal;
+  double replay_rate = 100000;        // [store] replay_rate: backlog samples/s at most
+  size_t queue_max_samples = 100000;  // [queue] without [store] path
   size_t max_metrics_per_message = 1000;
   std::string primary_host_id;  // [sparkplug] primary_host_id; empty: none
   LogLevel log_level = LogLevel::kInfo;
   std::vector<DeviceConfig> devices;
   std::vector<std::string> warnings;  // suspicious but accepted (e.g. names differing in case)
 };
+
+// A fingerprint of the tag table (device ids, tag names and types in id order): samples
+// stored under another fingerprint may use ids that now mean other tags.
+uint64_t TagFingerprint(const EdgeConfig& config);
 
 // Loads and validates a config file. Errors: NotFound when unreadable; InvalidArgument
 // listing every problem, one per line, as "file:line:column: key: message".

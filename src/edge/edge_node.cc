@@ -15,6 +15,7 @@ using sparkplug::MessageType;
 namespace {
 constexpr std::string_view kBdSeq = "bdSeq";
 constexpr std::string_view kRebirth = "Node Control/Rebirth";
+constexpr std::string_view kStoreDropped = "Store/Dropped Samples";
 }  // namespace
 
 struct EdgeNode::TagState {
@@ -152,6 +153,12 @@ void EdgeNode::Births(std::vector<Message>& out) {
   rebirth.timestamp = now;
   rebirth.value = Value(false);
   p.metrics.push_back(std::move(rebirth));
+  sparkplug::Metric dropped;
+  dropped.name = std::string(kStoreDropped);
+  dropped.datatype = DataType::kUInt64;
+  dropped.timestamp = now;
+  dropped.value = Value(store_dropped_);
+  p.metrics.push_back(std::move(dropped));
   out.push_back(Build(MessageType::kNBirth, std::string(), p, /*with_seq=*/true));
   births_sent_ = true;
   for (auto& d : devices_) {
@@ -208,13 +215,9 @@ void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out, 
       ts.quality = s.quality;
       ts.time = s.source_time;
     }
-    if (!publish) continue;
-    if (!devices_[dev].online) {
-      // A device that went away during the outage has no birth in this session, so its
-      // history cannot be sent; count it (the durable queue will keep it, issue 3).
-      if (historical) ++stats_.history_dropped;
-      continue;
-    }
+    // A device without a birth in this session cannot have data: its history waits in the
+    // queue for its next DBIRTH (the caller leaves it unacknowledged).
+    if (!publish || !devices_[dev].online) continue;
     sparkplug::Metric m;
     m.alias = ts.alias;
     m.timestamp = static_cast<uint64_t>(ToEpochMillis(s.source_time));
@@ -230,6 +233,25 @@ void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out, 
     if (pending[dev].metrics.size() >= options_.max_metrics_per_message) flush(dev);
   }
   for (size_t d = 0; d < pending.size(); ++d) flush(d);
+}
+
+bool EdgeNode::CanPublishHistory(contract::TagId tag) const {
+  return in_session_ && births_sent_ && known_tag(tag) &&
+         devices_[static_cast<size_t>(tag_device_[tag])].online;
+}
+
+void EdgeNode::SetStoreDropped(uint64_t dropped, std::vector<Message>& out) {
+  if (dropped == store_dropped_) return;
+  store_dropped_ = dropped;
+  if (!in_session_ || !births_sent_) return;
+  sparkplug::Payload p;
+  sparkplug::Metric m;
+  m.name = std::string(kStoreDropped);
+  m.datatype = DataType::kUInt64;
+  m.timestamp = static_cast<uint64_t>(ToEpochMillis(clock_.Now()));
+  m.value = Value(dropped);
+  p.metrics.push_back(std::move(m));
+  out.push_back(Build(MessageType::kNData, std::string(), p, /*with_seq=*/true));
 }
 
 Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic, std::string_view payload) {

@@ -47,11 +47,10 @@ struct Message {
 };
 
 struct EdgeNodeStats {
-  uint64_t messages = 0;         // published births, data and deaths
-  uint64_t metrics = 0;          // metric values in DDATA messages
-  uint64_t rebirths = 0;         // rebirth requests honoured
-  uint64_t bad_commands = 0;     // NCMD/DCMD that could not be decoded or are unsupported
-  uint64_t history_dropped = 0;  // historical samples of devices offline at replay
+  uint64_t messages = 0;      // published births, data and deaths
+  uint64_t metrics = 0;       // metric values in DDATA messages
+  uint64_t rebirths = 0;      // rebirth requests honoured
+  uint64_t bad_commands = 0;  // NCMD/DCMD that could not be decoded or are unsupported
 };
 
 class EdgeNode {
@@ -69,6 +68,7 @@ class EdgeNode {
   // Will of theirs can ever be published.
   void EndSession(bool established);
   bool in_session() const { return in_session_; }
+  const EdgeNodeOptions& options() const { return options_; }
   uint64_t bd_seq() const { return bd_seq_; }
 
   // Until the next Births(), samples and status changes only update the state (used to fold
@@ -81,9 +81,21 @@ class EdgeNode {
   // and at most max_metrics_per_message metrics each), in sample order. Samples of unknown tags
   // are ignored; samples of offline devices only update the state for the next DBIRTH.
   // `historical` samples predate the current births: they are published with is_historical
-  // and do not change the state.
+  // and do not change the state; those of offline devices are not published (see
+  // CanPublishHistory).
   void Data(std::span<const contract::Sample> samples, std::vector<Message>& out,
             bool historical = false);
+  // Whether Data(..., historical=true) would publish a sample of `tag` now: the births are
+  // out and its device is online. False for tags not in the configuration.
+  bool CanPublishHistory(contract::TagId tag) const;
+  bool known_tag(contract::TagId tag) const {
+    return tag < tag_device_.size() && tag_device_[tag] >= 0;
+  }
+
+  // Sets the node metric "Store/Dropped Samples" (samples the store discarded unsent, see
+  // docs/formats/sparkplug.md). It is in every NBIRTH; in a session with births sent, a
+  // change appends an NDATA.
+  void SetStoreDropped(uint64_t dropped, std::vector<Message>& out);
 
   // Marks a device (index into the constructor's list) online or offline; in a session this
   // appends its DBIRTH or DDEATH.
@@ -125,6 +137,7 @@ class EdgeNode {
   bool in_session_ = false;
   bool births_sent_ = false;
   uint64_t seq_ = 0;
+  uint64_t store_dropped_ = 0;
   sparkplug::Encoder encoder_;
   sparkplug::Decoder decoder_;
   EdgeNodeStats stats_;

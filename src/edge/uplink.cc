@@ -23,15 +23,18 @@ Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
       log_limiter_(clock, std::chrono::seconds(30), 1),
       published_messages_(
           metrics.GetCounter("kiln_edge_mqtt_messages_total", "Sparkplug messages published")),
-      published_samples_(
-          metrics.GetCounter("kiln_edge_published_samples_total", "Samples published in DDATA")),
+      published_samples_(metrics.GetCounter("kiln_edge_published_samples_total",
+                                            "Samples published in DDATA, live and replayed")),
       connects_(metrics.GetCounter("kiln_edge_mqtt_connects_total", "MQTT sessions established")),
+      replayed_samples_(metrics.GetCounter("kiln_edge_replayed_samples_total",
+                                           "Backlog samples published as history")),
       bad_commands_(metrics.GetCounter("kiln_edge_bad_commands_total",
                                        "Commands that were malformed or unsupported")),
-      history_dropped_(metrics.GetCounter(
-          "kiln_edge_history_dropped_total",
-          "Queued samples not replayed because their device was offline at reconnect")),
-      connected_gauge_(metrics.GetGauge("kiln_edge_mqtt_connected", "1 while connected")) {
+      connected_gauge_(metrics.GetGauge("kiln_edge_mqtt_connected", "1 while connected")),
+      replay_rate_gauge_(metrics.GetGauge("kiln_edge_replay_rate",
+                                          "Backlog samples replayed per second, lately")) {
+  const EdgeNodeOptions& n = node_.options();
+  barrier_topic_ = "kiln/edge/" + n.group_id + "/" + n.edge_node_id + "/barrier";
   if (!options_.primary_host_id.empty()) {
     state_topic_ = sparkplug::BuildTopic(
         {sparkplug::MessageType::kState, "", "", "", options_.primary_host_id});
@@ -77,12 +80,11 @@ void Uplink::Connect() {
   const mqtt::WillMessage will{death.topic, std::move(death.payload), death.qos, death.retain};
   if (options_.on_new_session) options_.on_new_session(node_.bd_seq());
   auto client = options_.connect(options_.mqtt, will, [this, generation](mqtt::Event e) {
-    // libmosquitto reports every QoS 0 packet written: only the NDEATH at shutdown waits
-    // for one, so those neither queue nor interrupt the loop.
+    // kPublished comes for every packet written (QoS 0) or acknowledged (QoS 1): only barrier
+    // and NDEATH acknowledgements matter, and they need not interrupt a waiting queue read.
     const bool published = e.kind == mqtt::Event::Kind::kPublished;
     {
       MutexLock lock(mu_);
-      if (published && !await_published_) return;
       mqtt_events_.push_back(ClientEvent{generation, std::move(e)});
     }
     if (!published) queue_.Wake();
@@ -102,9 +104,15 @@ void Uplink::Teardown() {
   node_.EndSession(session_up_);
   session_up_ = false;
   births_due_ = false;
+  // Whatever was not acknowledged stays in the queue and is replayed in the next session.
+  unbarriered_.clear();
+  barriers_.clear();
+  backlog_done_ = true;
+  backlog_held_ = false;
   {
     MutexLock lock(mu_);
     connected_ = false;
+    mqtt_events_.clear();
   }
   connected_gauge_.Set(0);
 }
@@ -185,109 +193,207 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       } else if (*command == EdgeNode::Command::kRebirth) {
         log_.Info("rebirth requested");
         births_due_ = true;
+        node_.PrepareBirths();  // no data from here until the births
       }
       break;
     }
-    case mqtt::Event::Kind::kPublished:
+    case mqtt::Event::Kind::kPublished: {
+      // A barrier's PUBACK: the broker has everything published before it.
+      auto it = barriers_.find(e.message_id);
+      if (it == barriers_.end()) break;
+      queue_.Ack(it->second);
+      barriers_.erase(it);
       break;
+    }
   }
 }
 
 void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
   node_.PrepareBirths();
+  // The births declare current values: fold in every live sample queued before the status
+  // changes taken with them. They were not published, so they fall below the new delivery
+  // boundary and are replayed as history right after the births.
+  while (true) {
+    const queue::SampleBatch live = queue_.ReadLive(options_.max_batch, MonoTime());
+    if (live.empty()) break;
+    node_.Data(live.samples, out_);  // state only while births are pending
+  }
   for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
   devices.clear();
-  // Everything not yet acknowledged was queued before these births: the births must show
-  // its latest values, and it is sent afterwards as history with its original timestamps.
-  queue_.Rewind();
-  uint64_t end_id = 0;
-  while (true) {  // in batches: bounded memory and short holds of the queue's lock
-    const queue::SampleBatch backlog = queue_.Read(options_.max_batch, clock_.Monotonic());
-    if (backlog.samples.empty()) {
-      if (end_id == 0) end_id = backlog.first_id;
-      break;
-    }
-    node_.Data(backlog.samples, out_);  // state only while births are pending
-    end_id = backlog.first_id + backlog.samples.size();
-  }
-  replay_until_ = end_id;
-  queue_.Rewind();
+  ReportStoreDrops(/*force=*/true);
+  out_.clear();  // state only: nothing is published before the births
+  queue_.StartDelivery();
+  backlog_done_ = false;
+  backlog_held_ = false;
+  replay_tokens_ = 0;
+  replay_refilled_ = clock_.Monotonic();
   node_.Births(out_);
   if (Publish(out_)) births_due_ = false;
 }
 
-void Uplink::PublishBatch(const queue::SampleBatch& batch) {
-  std::span<const contract::Sample> samples(batch.samples);
-  const size_t historical = static_cast<size_t>(std::min<uint64_t>(
-      samples.size(), replay_until_ > batch.first_id ? replay_until_ - batch.first_id : 0));
-  node_.Data(samples.first(historical), out_, /*historical=*/true);
-  node_.Data(samples.subspan(historical), out_);
+void Uplink::PublishSamples(const queue::SampleBatch& batch, bool historical) {
+  // Acknowledge only what is published (or can never be: tags no longer configured). History
+  // of a device that is offline now waits in the queue for its next DBIRTH.
+  size_t i = 0;
+  for (const queue::IdRange& r : batch.ids) {
+    for (uint64_t id = r.first; id < r.end(); ++id, ++i) {
+      const contract::TagId tag = batch.samples[i].tag;
+      if (!historical || !node_.known_tag(tag) || node_.CanPublishHistory(tag)) {
+        queue::AppendId(unbarriered_, id);
+      } else {
+        backlog_held_ = true;
+      }
+    }
+  }
+  const uint64_t before = node_.stats().metrics;
+  node_.Data(batch.samples, out_, historical);
+  const uint64_t published = node_.stats().metrics - before;  // not those of offline devices
   SyncNodeStats();
   if (Publish(out_)) {
-    queue_.Ack(batch.first_id + batch.samples.size() - 1);
-    published_samples_.Increment(batch.samples.size());
+    published_samples_.Increment(published);
+    if (historical) {
+      replayed_samples_.Increment(published);
+      replayed_since_ += published;
+    }
+  }
+}
+
+MonoTime Uplink::ReadDeadline(bool delivering) const {
+  const MonoTime now = clock_.Monotonic();
+  if (!client_) return std::max(now, std::min(next_connect_, now + kIdleWait));
+  if (!delivering || backlog_done_ || window_full()) return now + kIdleWait;
+  // Backlog to replay: wait only until a batch worth of replay tokens has accrued.
+  const double wanted = std::min(static_cast<double>(options_.max_batch), options_.replay_rate);
+  const double seconds = (wanted - replay_tokens_) / std::max(options_.replay_rate, 1.0) -
+                         std::chrono::duration<double>(now - replay_refilled_).count();
+  if (seconds <= 0) return now;
+  return now + std::min<std::chrono::nanoseconds>(
+                   kIdleWait, std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9)));
+}
+
+void Uplink::ReplayBacklog() {
+  if (backlog_done_ || !client_) return;
+  const MonoTime now = clock_.Monotonic();
+  const double elapsed = std::chrono::duration<double>(now - replay_refilled_).count();
+  replay_refilled_ = now;
+  // Up to one second of burst, and at least one batch per second at any configured rate.
+  replay_tokens_ = std::min(replay_tokens_ + elapsed * options_.replay_rate,
+                            std::max(options_.replay_rate, 1.0));
+  if (replay_tokens_ < 1) return;
+  const size_t max = std::min(options_.max_batch, static_cast<size_t>(replay_tokens_));
+  const queue::SampleBatch batch = queue_.ReadBacklog(max);
+  if (batch.empty()) {
+    backlog_done_ = true;
+    log_.Debug("backlog replayed");
+    return;
+  }
+  replay_tokens_ -= static_cast<double>(batch.samples.size());
+  PublishSamples(batch, /*historical=*/true);
+}
+
+void Uplink::PublishBarrier() {
+  if (unbarriered_.empty() || !client_ || window_full()) return;
+  auto mid = client_->Publish(barrier_topic_, "", 1, false);
+  if (!mid.ok()) {
+    Lost(mid.status().ToString());
+    return;
+  }
+  barriers_[*mid] = std::move(unbarriered_);
+  unbarriered_.clear();
+}
+
+void Uplink::ReportStoreDrops(bool force) {
+  const MonoTime now = clock_.Monotonic();
+  if (!force && now - drops_checked_ < std::chrono::seconds(1)) return;
+  drops_checked_ = now;
+  node_.SetStoreDropped(queue_.stats().dropped, out_);
+  const double seconds = std::chrono::duration<double>(now - replay_rate_since_).count();
+  if (seconds >= 1) {
+    replay_rate_gauge_.Set(static_cast<double>(replayed_since_) / seconds);
+    replayed_since_ = 0;
+    replay_rate_since_ = now;
   }
 }
 
 void Uplink::SyncNodeStats() {
   const EdgeNodeStats& now = node_.stats();
   bad_commands_.Increment(now.bad_commands - seen_stats_.bad_commands);
-  history_dropped_.Increment(now.history_dropped - seen_stats_.history_dropped);
   seen_stats_ = now;
 }
 
 void Uplink::Loop(std::stop_token stop) {
   next_connect_ = clock_.Monotonic();
+  replay_rate_since_ = next_connect_;
   while (!stop.stop_requested()) {
     if (!client_ && clock_.Monotonic() >= next_connect_) Connect();
 
-    std::deque<ClientEvent> events;
+    // Status changes first: every sample a device queued before its change is then in the
+    // queue, and goes out (or into the state) before the change is applied.
     std::vector<DeviceEvent> devices;
     {
       MutexLock lock(mu_);
-      events.swap(mqtt_events_);
       devices.swap(device_events_);
+    }
+    const bool delivering = session_up_ && !births_due_;
+    // While the barrier window is full, or births wait for acknowledgements, take no data.
+    const bool take_live = !(session_up_ && (window_full() || (births_due_ && !barriers_.empty())));
+    queue::SampleBatch live;
+    if (take_live) {
+      live = queue_.ReadLive(options_.max_batch, ReadDeadline(delivering));
+    } else {
+      MutexLock lock(mu_);
+      cv_.WaitUntil(lock, clock_.Monotonic() + kIdleWait,
+                    [&]() KILN_REQUIRES(mu_) { return stopping_ || !mqtt_events_.empty(); });
+    }
+    if (live.samples.size() == options_.max_batch || !take_live) {
+      // More may be queued before these changes: apply them with a later batch.
+      MutexLock lock(mu_);
+      device_events_.insert(device_events_.begin(), devices.begin(), devices.end());
+      devices.clear();
+    }
+
+    std::deque<ClientEvent> events;
+    {
+      MutexLock lock(mu_);
+      events.swap(mqtt_events_);
     }
     for (auto& ce : events) {
       if (ce.generation == generation_ && client_) HandleEvent(ce.event);
     }
-    const bool host_ready = state_topic_.empty() || host_online_;
-    if (session_up_ && births_due_ && host_ready) PublishBirths(devices);
 
-    if (session_up_ && !births_due_) {
-      queue::SampleBatch batch = queue_.Read(options_.max_batch, clock_.Monotonic() + kIdleWait);
-      bool interrupted = false;
-      {
-        MutexLock lock(mu_);
-        interrupted = std::any_of(mqtt_events_.begin(), mqtt_events_.end(), [](const auto& ce) {
-          return ce.event.kind != mqtt::Event::Kind::kPublished;
-        });
-        if (interrupted) {
-          // A command (e.g. a rebirth request) arrived while waiting: it goes first, and so
-          // do the device changes taken with this batch.
-          device_events_.insert(device_events_.begin(), devices.begin(), devices.end());
-        }
-      }
-      if (interrupted) {
-        queue_.Rewind();
-        continue;
-      }
-      if (!batch.samples.empty()) PublishBatch(batch);
-    } else if (devices.empty()) {
-      const MonoTime until =
-          client_ ? clock_.Monotonic() + kIdleWait : std::max(next_connect_, clock_.Monotonic());
-      MutexLock lock(mu_);
-      cv_.WaitUntil(lock, until, [&]() KILN_REQUIRES(mu_) {
-        return stopping_ || !mqtt_events_.empty() || !device_events_.empty();
-      });
+    const bool host_ready = state_topic_.empty() || host_online_;
+    if (session_up_ && births_due_ && host_ready && barriers_.empty() && unbarriered_.empty()) {
+      // Samples read above are older than the births: fold them in and replay them as history.
+      node_.PrepareBirths();
+      node_.Data(live.samples, out_);
+      live = {};
+      PublishBirths(devices);
     }
 
-    // Device status after the samples taken above, which were queued before it: a host sees
-    // a device's Bad values before its DDEATH, and a DBIRTH holds the values read before it.
-    for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
     if (session_up_ && !births_due_) {
+      if (!live.empty()) PublishSamples(live, /*historical=*/false);
+      // Device status after the samples taken with it: a host sees a device's Bad values
+      // before its DDEATH, and a DBIRTH holds the values read before it.
+      for (const auto& d : devices) {
+        const bool was_online = node_.device_online(d.device);
+        node_.SetDeviceOnline(d.device, d.online, out_);
+        if (d.online && !was_online && backlog_held_) {
+          // Its history was held back while it was offline: read the backlog again.
+          queue_.RewindBacklog();
+          backlog_done_ = false;
+          backlog_held_ = false;
+        }
+      }
+      ReportStoreDrops(/*force=*/false);
       Publish(out_);
+      if (!window_full()) ReplayBacklog();
+      PublishBarrier();
     } else {
+      // No session (or births pending): samples and changes only update the state, and stay
+      // in the queue for the backlog of the next session.
+      node_.Data(live.samples, out_);
+      for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
+      if (session_up_ && births_due_ && !unbarriered_.empty()) PublishBarrier();
       out_.clear();
     }
   }
@@ -321,10 +427,6 @@ void Uplink::Leave() {
   if (session_up_) {
     Message death = node_.Death();
     bool acked = false;
-    {
-      MutexLock lock(mu_);
-      await_published_ = true;  // before publishing: its PUBACK may come back at once
-    }
     auto mid = client_->Publish(death.topic, death.payload, 1, false);
     if (mid.ok()) {
       const MonoTime until = clock_.Monotonic() + kDeathAckWait;
@@ -336,11 +438,12 @@ void Uplink::Leave() {
         });
       });
     }
-    {
-      MutexLock lock(mu_);
-      await_published_ = false;
-    }
     if (acked) {
+      // The NDEATH went out after every data message of the session: its PUBACK is a barrier.
+      for (const auto& [barrier_mid, ids] : barriers_) queue_.Ack(ids);
+      queue_.Ack(unbarriered_);
+      barriers_.clear();
+      unbarriered_.clear();
       client_->Disconnect().IgnoreError();
       log_.Info("published NDEATH (bdSeq {}) and disconnected", node_.bd_seq());
     } else {

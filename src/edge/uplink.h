@@ -2,12 +2,24 @@
 // Uplink: the Sparkplug publisher loop. It owns the MQTT connection (a new client, and so a
 // new Will with the next bdSeq, for every connection attempt), subscribes to commands,
 // publishes births, then takes samples from the SampleQueue and publishes them as DDATA
-// through the EdgeNode. Device status changes and MQTT events are handed to its loop.
-// Thread-safe entry points: OnDeviceStatus, Start, Stop. Everything else runs on its thread.
+// through the EdgeNode: live samples as they come, and the backlog (everything not
+// acknowledged when the session began) as is_historical, rate-limited, in between.
+//
+// Delivery: data goes out at QoS 0 as Sparkplug requires. After each round the uplink
+// publishes a QoS 1 *barrier* on kiln/edge/<group>/<node>/barrier (outside spBv1.0/); the
+// broker handles one connection's packets in order, so its PUBACK means the broker has every
+// message published before it, and the samples in them are acknowledged to the queue. At most
+// kMaxBarriers rounds are unacknowledged at a time; births wait until none is. Anything
+// unacknowledged when a connection ends is replayed as history in the next session
+// (at-least-once). See docs/ARCHITECTURE.md, "Store and forward".
+//
+// Device status changes and MQTT events are handed to its loop. Thread-safe entry points:
+// OnDeviceStatus, Start, Stop. Everything else runs on its thread.
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -30,7 +42,9 @@ struct UplinkOptions {
   mqtt::ClientOptions mqtt;
   std::chrono::milliseconds reconnect_initial{500};
   std::chrono::milliseconds reconnect_max{30000};
-  size_t max_batch = 5000;  // samples taken from the queue per publish round
+  size_t max_batch = 5000;  // samples taken from the queue per publish round and lane
+  // Backlog samples replayed per second at most (live data always goes first).
+  double replay_rate = 100000;
   // Called with the bdSeq of every new session before it connects (to persist it).
   std::function<void(uint64_t)> on_new_session;
   uint64_t seed = 1;
@@ -66,11 +80,21 @@ class Uplink final : public DeviceStatusSink {
   void Loop(std::stop_token stop);
   void Connect();
   void HandleEvent(mqtt::Event& event);
-  // Folds everything queued and every pending status change into the node's state, then
-  // publishes the births; what was queued is replayed afterwards as history.
+  // Folds every live sample and pending status change into the node's state, starts a
+  // delivery pass of the queue (what was not acknowledged becomes the backlog) and publishes
+  // the births.
   void PublishBirths(std::vector<DeviceEvent>& devices);
-  // Publishes one batch read from the queue (history first, then live values) and acks it.
-  void PublishBatch(const queue::SampleBatch& batch);
+  // Publishes live samples, or backlog samples as history; their ids join the next barrier.
+  void PublishSamples(const queue::SampleBatch& batch, bool historical);
+  // How long a live read may wait: less while backlog replay is due.
+  MonoTime ReadDeadline(bool delivering) const;
+  // One rate-limited round of backlog replay.
+  void ReplayBacklog();
+  // Publishes the barrier that acknowledges everything published since the last one.
+  void PublishBarrier();
+  // Sends the node metric of samples the queue dropped when it changed (at most once a second).
+  void ReportStoreDrops(bool force);
+  bool window_full() const { return barriers_.size() >= kMaxBarriers; }
   // Publishes and clears `messages`; false (and the session is lost) on failure.
   bool Publish(std::vector<Message>& messages);
   // Ends the connection and the node's session: the state both Lost() and Leave() leave.
@@ -94,18 +118,29 @@ class Uplink final : public DeviceStatusSink {
   CondVar cv_;
   std::deque<ClientEvent> mqtt_events_ KILN_GUARDED_BY(mu_);
   bool stopping_ KILN_GUARDED_BY(mu_) = false;
-  bool await_published_ KILN_GUARDED_BY(mu_) = false;  // at shutdown: keep kPublished events
   std::vector<DeviceEvent> device_events_ KILN_GUARDED_BY(mu_);
   bool connected_ KILN_GUARDED_BY(mu_) = false;
+
+  static constexpr size_t kMaxBarriers = 4;
 
   // Loop-thread state.
   std::unique_ptr<mqtt::Connection> client_;
   uint64_t generation_ = 0;
   bool session_up_ = false;    // CONNACK received
   bool births_due_ = false;    // births to publish before any data (new session, rebirth)
-  uint64_t replay_until_ = 0;  // queue ids below this predate the births: history
+  std::string barrier_topic_;  // kiln/edge/<group>/<node>/barrier
   std::string state_topic_;    // spBv1.0/STATE/<primary host>, empty without one
-  bool host_online_ = false;   // the primary host's STATE on this connection said online
+  // Ids published since the last barrier, and those of each barrier awaiting its PUBACK.
+  std::vector<queue::IdRange> unbarriered_;
+  std::map<int, std::vector<queue::IdRange>> barriers_;
+  bool backlog_done_ = true;   // the backlog cursor reached the boundary
+  bool backlog_held_ = false;  // backlog samples were skipped (device offline): retry later
+  double replay_tokens_ = 0;
+  MonoTime replay_refilled_;
+  MonoTime drops_checked_;
+  uint64_t replayed_since_ = 0;  // for the replay rate gauge
+  MonoTime replay_rate_since_;
+  bool host_online_ = false;  // the primary host's STATE on this connection said online
   std::optional<uint64_t> last_state_ts_;  // newest STATE timestamp seen (any connection)
   Backoff backoff_;
   MonoTime next_connect_;
@@ -115,10 +150,11 @@ class Uplink final : public DeviceStatusSink {
   Counter& published_messages_;
   Counter& published_samples_;
   Counter& connects_;
+  Counter& replayed_samples_;
   Counter& bad_commands_;
-  Counter& history_dropped_;
   EdgeNodeStats seen_stats_;  // node stats already added to the counters
   Gauge& connected_gauge_;
+  Gauge& replay_rate_gauge_;
 
   std::jthread thread_;
 };

@@ -111,5 +111,98 @@ ca_file = "/etc/kiln/ca.pem"
   EXPECT_THAT(cfg, StatusIs(StatusCode::kInvalidArgument, HasSubstr("not mqtts://")));
 }
 
+constexpr std::string_view kMinimal = R"([node]
+group_id = "G"
+edge_node_id = "E"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+[[devices]]
+id = "d"
+driver = "modbus-tcp"
+address = "127.0.0.1:5020"
+  [[devices.tags]]
+  name = "T"
+  register = "holding:0"
+)";
+
+TEST(EdgeConfigTest, ReadsTheStoreBudgetAndSyncPolicy) {
+  auto cfg = ParseEdgeConfig(std::string(kMinimal) + R"([store]
+path = "/var/lib/kiln/edge"
+max_bytes = "3GiB"
+max_age = "7d"
+segment_bytes = "32MiB"
+fsync = "batch"
+fsync_interval = "50ms"
+fsync_batch = 200
+compression = "zstd"
+replay_rate = 5000
+)",
+                             "edge.toml");
+  ASSERT_THAT(cfg, IsOk());
+  EXPECT_EQ(cfg->state_dir, "/var/lib/kiln/edge");
+  EXPECT_EQ(cfg->journal.max_bytes, uint64_t{3} << 30);
+  EXPECT_EQ(cfg->journal.max_age, std::chrono::hours(24 * 7));
+  EXPECT_EQ(cfg->journal.segment_bytes, uint64_t{32} << 20);
+  EXPECT_EQ(cfg->journal.sync, queue::SyncPolicy::kBatch);
+  EXPECT_EQ(cfg->journal.sync_interval, std::chrono::milliseconds(50));
+  EXPECT_EQ(cfg->journal.sync_batch, 200u);
+  EXPECT_TRUE(cfg->journal.compress);
+  EXPECT_DOUBLE_EQ(cfg->replay_rate, 5000);
+}
+
+TEST(EdgeConfigTest, StoreDefaultsAndIntegerBudget) {
+  auto cfg = ParseEdgeConfig(std::string(kMinimal) + R"([store]
+path = "/tmp/x"
+max_bytes = 2147483648
+)",
+                             "edge.toml");
+  ASSERT_THAT(cfg, IsOk());
+  EXPECT_EQ(cfg->journal.max_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(cfg->journal.max_age, std::chrono::seconds(0));
+  EXPECT_EQ(cfg->journal.sync, queue::SyncPolicy::kInterval);
+  EXPECT_EQ(cfg->journal.sync_interval, std::chrono::milliseconds(100));
+  EXPECT_FALSE(cfg->journal.compress);
+}
+
+TEST(EdgeConfigTest, ReportsBadStoreKeysWithLine) {
+  auto cfg = ParseEdgeConfig(std::string(kMinimal) + R"([store]
+path = "/tmp/x"
+max_bytes = "lots"
+fsync = "sometimes"
+compression = "lz4"
+segment_bytes = "1GiB"
+replay_rate = 0
+)",
+                             "edge.toml");
+  ASSERT_THAT(cfg, StatusIs(StatusCode::kInvalidArgument));
+  const std::string& m = cfg.status().message();
+  EXPECT_THAT(m, HasSubstr("edge.toml:15:"));
+  EXPECT_THAT(m, HasSubstr("store.max_bytes"));
+  EXPECT_THAT(m, HasSubstr("'sometimes' is not interval, batch or always"));
+  EXPECT_THAT(m, HasSubstr("'lz4' is not none or zstd"));
+  EXPECT_THAT(m, HasSubstr("max_bytes must hold at least 3 segments"));
+  EXPECT_THAT(m, HasSubstr("store.replay_rate"));
+}
+
+TEST(EdgeConfigTest, BudgetWithoutPathIsAnError) {
+  auto cfg = ParseEdgeConfig(std::string(kMinimal) + R"([store]
+max_bytes = "1GiB"
+)",
+                             "edge.toml");
+  EXPECT_THAT(cfg, StatusIs(StatusCode::kInvalidArgument, HasSubstr("needs [store] path")));
+}
+
+TEST(EdgeConfigTest, FingerprintFollowsTheTagTable) {
+  auto a = ParseEdgeConfig(kMinimal, "edge.toml");
+  ASSERT_THAT(a, IsOk());
+  EdgeConfig b = *a;
+  EXPECT_EQ(TagFingerprint(*a), TagFingerprint(b));
+  b.devices[0].tags[0].name = "U";
+  EXPECT_NE(TagFingerprint(*a), TagFingerprint(b));
+  b = *a;
+  b.devices[0].tags[0].type = contract::ValueType::kFloat;
+  EXPECT_NE(TagFingerprint(*a), TagFingerprint(b));
+}
+
 }  // namespace
 }  // namespace kiln::edge

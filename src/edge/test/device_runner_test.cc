@@ -68,8 +68,8 @@ class DeviceRunnerTest : public ::testing::Test {
   }
 
   std::vector<Sample> Drain() {
-    auto b = queue_.Read(1000, MonoTime());
-    if (!b.samples.empty()) queue_.Ack(b.first_id + b.samples.size() - 1);
+    auto b = queue_.ReadLive(1000, MonoTime());
+    queue_.Ack(b.ids);
     return b.samples;
   }
 

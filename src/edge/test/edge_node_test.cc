@@ -82,13 +82,15 @@ TEST_F(EdgeNodeTest, BirthsDeclareEveryMetricOfOnlineDevices) {
   EXPECT_EQ(out_[0].qos, 0);
   auto nbirth = Decode(out_[0]);
   EXPECT_EQ(nbirth.seq, 0u);
-  ASSERT_EQ(nbirth.metrics.size(), 2u);
+  ASSERT_EQ(nbirth.metrics.size(), 3u);
   EXPECT_EQ(nbirth.metrics[0].name, "bdSeq");
   EXPECT_EQ(nbirth.metrics[0].value, Value(int64_t{5}));
   EXPECT_EQ(nbirth.metrics[1].name, "Node Control/Rebirth");
   EXPECT_EQ(nbirth.metrics[1].datatype, DataType::kBoolean);
   EXPECT_EQ(nbirth.metrics[1].value, Value(false));
   EXPECT_FALSE(nbirth.metrics[1].alias.has_value());
+  EXPECT_EQ(nbirth.metrics[2].name, "Store/Dropped Samples");
+  EXPECT_EQ(nbirth.metrics[2].value, Value(uint64_t{0}));
 
   EXPECT_EQ(out_[1].topic, "spBv1.0/Plant1/DBIRTH/gw-01/press-3");
   auto dbirth = Decode(out_[1]);
@@ -223,15 +225,44 @@ TEST_F(EdgeNodeTest, RebirthWinsOverUnsupportedMetricsInTheSameCommand) {
   EXPECT_EQ(node_.stats().bad_commands, 1u);
 }
 
-TEST_F(EdgeNodeTest, HistoryOfADeviceOfflineAtReplayIsCounted) {
+TEST_F(EdgeNodeTest, HistoryOfADeviceOfflineAtReplayIsHeldBack) {
+  EXPECT_FALSE(node_.CanPublishHistory(0));  // no session
   node_.SetDeviceOnline(0, true, out_);
   node_.BeginSession();
+  EXPECT_FALSE(node_.CanPublishHistory(0));  // no births yet
   node_.Births(out_);
+  EXPECT_TRUE(node_.CanPublishHistory(0));
+  EXPECT_FALSE(node_.CanPublishHistory(999));  // not configured
   node_.SetDeviceOnline(0, false, out_);
   out_.clear();
+  EXPECT_FALSE(node_.CanPublishHistory(0));
   node_.Data(std::vector<Sample>{At(0, Value(1.0f)), At(1, Value(true))}, out_, true);
   EXPECT_TRUE(out_.empty());
-  EXPECT_EQ(node_.stats().history_dropped, 2u);
+}
+
+TEST_F(EdgeNodeTest, StoreDroppedIsInTheBirthAndChangesGoOutAsNData) {
+  node_.SetStoreDropped(5, out_);  // before the session: state only
+  EXPECT_TRUE(out_.empty());
+  node_.BeginSession();
+  node_.Births(out_);
+  auto birth = Decode(out_.at(0));
+  const sparkplug::Metric* dropped = nullptr;
+  for (const auto& m : birth.metrics) {
+    if (m.name == "Store/Dropped Samples") dropped = &m;
+  }
+  ASSERT_NE(dropped, nullptr);
+  EXPECT_EQ(dropped->datatype, sparkplug::DataType::kUInt64);
+  EXPECT_EQ(dropped->value, Value(uint64_t{5}));
+  out_.clear();
+  node_.SetStoreDropped(5, out_);  // unchanged: nothing
+  EXPECT_TRUE(out_.empty());
+  node_.SetStoreDropped(9, out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].topic, "spBv1.0/Plant1/NDATA/gw-01");
+  auto data = Decode(out_[0]);
+  ASSERT_EQ(data.metrics.size(), 1u);
+  EXPECT_EQ(data.metrics[0].value, Value(uint64_t{9}));
+  EXPECT_EQ(data.seq, std::optional<uint64_t>(1));  // NBIRTH had 0, no device is online
 }
 
 TEST_F(EdgeNodeTest, GarbageCommandIsCountedNotFatal) {

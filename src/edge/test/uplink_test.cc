@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "contract/sparkplug/payload.h"
 #include "contract/sparkplug/state.h"
 
@@ -67,16 +69,43 @@ class FakeBroker {
     h(std::move(e));
   }
 
+  // Holds PUBACKs back (a stalled broker) until ReleaseAcks().
+  void HoldAcks(bool hold) {
+    MutexLock lock(mu_);
+    hold_acks_ = hold;
+  }
+  void ReleaseAcks() {
+    std::vector<int> mids;
+    {
+      MutexLock lock(mu_);
+      mids.swap(held_acks_);
+      hold_acks_ = false;
+    }
+    for (int mid : mids) Ack(mid);
+  }
+  size_t held_acks() const {
+    MutexLock lock(mu_);
+    return held_acks_.size();
+  }
+
   mutable Mutex mu_;
 
  private:
+  bool Hold(int mid) {
+    MutexLock lock(mu_);
+    if (hold_acks_) held_acks_.push_back(mid);
+    return hold_acks_;
+  }
+  void Ack(int mid) { Send({mqtt::Event::Kind::kPublished, 0, {}, {}, {}, mid}); }
+
   class FakeConnection : public mqtt::Connection {
    public:
     explicit FakeConnection(FakeBroker& b) : b_(b) {}
     Result<int> Publish(std::string_view topic, std::string_view payload, int qos, bool) override {
       const int mid = ++mid_;
+      const bool held = qos > 0 && b_.Hold(mid);
       b_.Record({"publish", std::string(topic), std::string(payload), qos});
-      if (qos > 0) b_.Send({mqtt::Event::Kind::kPublished, 0, {}, {}, {}, mid});  // PUBACK
+      if (qos > 0 && !held) b_.Ack(mid);  // PUBACK
       return mid;
     }
     Status Subscribe(std::string_view topic, int qos) override {
@@ -103,6 +132,8 @@ class FakeBroker {
   std::vector<std::optional<mqtt::WillMessage>> wills_ KILN_GUARDED_BY(mu_);
   mqtt::EventHandler handler_ KILN_GUARDED_BY(mu_);
   std::vector<Entry> log_ KILN_GUARDED_BY(mu_);
+  bool hold_acks_ KILN_GUARDED_BY(mu_) = false;
+  std::vector<int> held_acks_ KILN_GUARDED_BY(mu_);
 
   friend class UplinkTest;
 };
@@ -159,6 +190,23 @@ class UplinkTest : public ::testing::Test {
     return p.ok() ? *p : sparkplug::Payload{};
   }
   void Accept() { broker_.Send({mqtt::Event::Kind::kConnected, 0, "connected", {}, {}, 0}); }
+  void WaitDepth(uint64_t depth) {
+    for (int i = 0; i < 1000 && queue_.stats().depth != depth; ++i)
+      std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(queue_.stats().depth, depth);
+  }
+  static std::string Rebirth() {
+    sparkplug::Payload cmd;
+    sparkplug::Metric m;
+    m.name = "Node Control/Rebirth";
+    m.datatype = sparkplug::DataType::kBoolean;
+    m.value = Value(true);
+    cmd.metrics.push_back(m);
+    std::string bytes;
+    sparkplug::Encoder enc;
+    EXPECT_TRUE(enc.Encode(cmd, bytes).ok());
+    return bytes;
+  }
 
   SystemClock clock_;
   NullSink sink_;
@@ -209,16 +257,7 @@ TEST_F(UplinkTest, RebirthRequestRepublishesBirthsWithSameBdSeq) {
   WaitConnects(1);
   Accept();
   WaitPublished("/DBIRTH/", 1);
-  sparkplug::Payload cmd;
-  sparkplug::Metric m;
-  m.name = "Node Control/Rebirth";
-  m.datatype = sparkplug::DataType::kBoolean;
-  m.value = Value(true);
-  cmd.metrics.push_back(m);
-  std::string bytes;
-  sparkplug::Encoder enc;
-  ASSERT_TRUE(enc.Encode(cmd, bytes).ok());
-  broker_.Send({mqtt::Event::Kind::kMessage, 0, {}, "spBv1.0/Plant1/NCMD/gw-01", bytes, 0});
+  broker_.Send({mqtt::Event::Kind::kMessage, 0, {}, "spBv1.0/Plant1/NCMD/gw-01", Rebirth(), 0});
   WaitPublished("/DBIRTH/", 2);
   const auto births = broker_.published("/NBIRTH/");
   ASSERT_EQ(births.size(), 2u);
@@ -245,6 +284,107 @@ TEST_F(UplinkTest, LostSessionReconnectsWithNextBdSeqInTheWill) {
   EXPECT_EQ(will_bd(2), Value(int64_t{1}));
   EXPECT_EQ(broker_.will(2)->qos, 1);
   EXPECT_FALSE(broker_.will(2)->retain);
+}
+
+TEST_F(UplinkTest, DataAtQos0IsAcknowledgedByTheBarrierAfterIt) {
+  uplink_->OnDeviceStatus(0, true);
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/DBIRTH/", 1);
+  broker_.HoldAcks(true);
+  Push(0, Value(1.0));
+  WaitPublished("/barrier", 1);
+  const auto log = broker_.log();
+  const auto data = broker_.published("/DDATA/");
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(data[0].qos, 0);
+  EXPECT_EQ(log.back().topic, "kiln/edge/Plant1/gw-01/barrier");
+  EXPECT_EQ(log.back().qos, 1);
+  EXPECT_EQ(queue_.stats().depth, 1u);  // published, but the broker has not confirmed it
+  broker_.ReleaseAcks();
+  WaitDepth(0);
+  EXPECT_EQ(queue_.stats().acked, 1u);
+}
+
+TEST_F(UplinkTest, UnconfirmedDataIsReplayedAsHistoryAfterTheNextBirths) {
+  uplink_->OnDeviceStatus(0, true);
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/DBIRTH/", 1);
+  broker_.HoldAcks(true);
+  Push(0, Value(7.0));
+  WaitPublished("/barrier", 1);
+  broker_.Send({mqtt::Event::Kind::kDisconnected, 7, "lost", {}, {}, 0});
+  WaitConnects(2);
+  broker_.HoldAcks(false);
+  Accept();
+  WaitPublished("/DDATA/", 2);
+  const auto log = broker_.log();
+  size_t nbirth = 0;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].topic.find("/NBIRTH/") != std::string::npos) nbirth = i;
+  }
+  ASSERT_GT(nbirth, 0u);
+  ASSERT_LT(nbirth + 2, log.size());
+  EXPECT_EQ(log[nbirth + 1].topic, "spBv1.0/Plant1/DBIRTH/gw-01/press-3");
+  auto replay = Decode(log[nbirth + 2]);  // right after the births, with the new seq
+  EXPECT_EQ(log[nbirth + 2].topic, "spBv1.0/Plant1/DDATA/gw-01/press-3");
+  EXPECT_EQ(replay.seq, 2u);
+  ASSERT_EQ(replay.metrics.size(), 1u);
+  EXPECT_TRUE(replay.metrics[0].is_historical);
+  EXPECT_EQ(replay.metrics[0].value, Value(7.0));
+  WaitDepth(0);
+}
+
+TEST_F(UplinkTest, NoDataBeyondTheBarrierWindowAndBirthsWaitForIt) {
+  uplink_->OnDeviceStatus(0, true);
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/DBIRTH/", 1);
+  broker_.HoldAcks(true);
+  for (int i = 0; i < 10; ++i) {
+    Push(0, Value(static_cast<double>(i)));
+    WaitPublished("/barrier", std::min(i + 1, 4));
+  }
+  const size_t data_before = broker_.published("/DDATA/").size();
+  EXPECT_LE(data_before, 4u);  // one round per barrier, at most four unconfirmed
+  EXPECT_EQ(broker_.held_acks(), 4u);
+  // A rebirth request now: births must wait until nothing is in flight.
+  broker_.Send({mqtt::Event::Kind::kMessage, 0, {}, "spBv1.0/Plant1/NCMD/gw-01", Rebirth(), 0});
+  std::this_thread::sleep_for(50ms);  // give a wrong implementation the chance to publish
+  EXPECT_EQ(broker_.published("/NBIRTH/").size(), 1u);
+  EXPECT_EQ(broker_.published("/DDATA/").size(), data_before);
+  broker_.ReleaseAcks();
+  WaitPublished("/NBIRTH/", 2);
+  WaitDepth(0);
+  // Every value arrived: the confirmed ones live, the rest replayed after the new births.
+  std::vector<double> values;
+  for (const auto& e : broker_.published("/DDATA/")) {
+    for (const auto& m : Decode(e).metrics) values.push_back(*m.value.AsDouble());
+  }
+  std::vector<double> want;
+  for (int i = 0; i < 10; ++i) want.push_back(i);
+  EXPECT_EQ(values, want);
+}
+
+TEST_F(UplinkTest, HistoryOfAnOfflineDeviceWaitsForItsNextBirth) {
+  Push(0, Value(3.0));  // queued while no session: becomes history
+  uplink_->Start();     // the device is not online yet
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/NBIRTH/", 1);
+  WaitDepth(1);  // not published, not acknowledged
+  EXPECT_TRUE(broker_.published("/DDATA/").empty());
+  uplink_->OnDeviceStatus(0, true);
+  WaitPublished("/DDATA/", 1);
+  auto replay = Decode(broker_.published("/DDATA/")[0]);
+  ASSERT_EQ(replay.metrics.size(), 1u);
+  EXPECT_TRUE(replay.metrics[0].is_historical);
+  EXPECT_EQ(replay.metrics[0].value, Value(3.0));
+  WaitDepth(0);
 }
 
 class PrimaryHostUplinkTest : public UplinkTest {

@@ -77,8 +77,11 @@ test('births carry every tag with type, value, alias and unit; a register change
     const edgeMsgs = tap.edgeMessages();
     assert.equal(edgeMsgs[0], nbirth, `first message of the edge must be NBIRTH, got ${formatMessage(edgeMsgs[0])}`);
     checkNbirth(nbirth); // its bdSeq value is checked in broker_restart.test.js
-    assert.deepEqual(nbirth.decoded.metrics.map((m) => m.name).sort(), ['Node Control/Rebirth', 'bdSeq'],
-      `NBIRTH metrics: ${formatMessage(nbirth)}`);
+    assert.deepEqual(nbirth.decoded.metrics.map((m) => m.name).sort(),
+      ['Node Control/Rebirth', 'Store/Dropped Samples', 'bdSeq'], `NBIRTH metrics: ${formatMessage(nbirth)}`);
+    const dropped = nbirth.decoded.metrics.find((m) => m.name === 'Store/Dropped Samples');
+    assert.equal(dropped.type, 'UInt64', `Store/Dropped Samples datatype: ${formatMessage(nbirth)}`);
+    assert.equal(Number(dropped.value), 0, 'nothing dropped on a fresh start');
     const lastBirth = Math.max(...Object.values(dbirths).map((m) => m.index));
     const earlyData = tap.messages.filter((m) => m.index < lastBirth && ['DDATA', 'NDATA'].includes(m.type));
     assert.deepEqual(earlyData.map((m) => formatMessage(m)), [], 'no data before every DBIRTH is out');

@@ -320,7 +320,22 @@ class Mosquitto {
   }
 
   async stop(sig = 'SIGTERM') {
-    if (this.proc) await this.proc.stop(sig);
+    if (this.proc) {
+      if (this.paused) this.resume();
+      await this.proc.stop(sig);
+    }
+  }
+
+  // Freezes the broker (SIGSTOP): connections stay open but nothing is read or answered, as
+  // with a broker that hangs. resume() (SIGCONT) lets it go on where it was.
+  pause() {
+    this.proc.signal('SIGSTOP');
+    this.paused = true;
+  }
+
+  resume() {
+    this.proc.signal('SIGCONT');
+    this.paused = false;
   }
 
   // The whole log, or only this run's part.
@@ -528,10 +543,15 @@ class Env {
     return sim.start();
   }
 
-  // Fills in what the test does not care about: the broker url, a store dir in the temp dir.
+  // Fills in what the test does not care about: the broker url, a store dir in the temp dir
+  // (<dir>/store for node gw-01, <dir>/store-<node> for others: two nodes cannot share one,
+  // the journal locks its directory).
   edgeConfig({ broker, devices, node = { group_id: 'Plant1', edge_node_id: 'gw-01' }, store = true, extra = {} }) {
     const cfg = { node, mqtt: { url: broker.url }, http: { listen: '127.0.0.1:0' } };
-    if (store) cfg.store = { path: typeof store === 'string' ? store : path.join(this.dir, 'store') };
+    if (store) {
+      const own = node.edge_node_id === 'gw-01' ? 'store' : `store-${node.edge_node_id}`;
+      cfg.store = { path: typeof store === 'string' ? store : path.join(this.dir, own) };
+    }
     Object.assign(cfg, extra);
     cfg.devices = devices;
     return cfg;

@@ -28,8 +28,10 @@ function connectClient(url, options, timeoutMs = 10000) {
 class Tap {
   // persistent: keep the session (and queued messages) over a broker restart; needs a broker
   // with persistence and `queue_qos0_messages true` to keep QoS 0 messages.
-  constructor(broker, { persistent = false, filter = 'spBv1.0/#' } = {}) {
+  // describeMetrics: at most this many metrics per message in describe() (big plants).
+  constructor(broker, { persistent = false, filter = 'spBv1.0/#', describeMetrics = Infinity } = {}) {
     this.broker = broker;
+    this.describeMetrics = describeMetrics;
     this.filter = filter;
     this.persistent = persistent;
     this.messages = [];
@@ -127,7 +129,7 @@ class Tap {
 
   describe(last = 60) {
     const lines = [`--- tap on ${this.broker.url}: ${this.messages.length} messages (last ${last}) ---`];
-    for (const m of this.messages.slice(-last)) lines.push(formatMessage(m, this.t0));
+    for (const m of this.messages.slice(-last)) lines.push(formatMessage(m, this.t0, this.describeMetrics));
     return lines.join('\n');
   }
 
@@ -144,7 +146,7 @@ function formatValue(metric) {
 
 function formatMetric(mt) {
   const id = mt.name !== undefined ? `${JSON.stringify(mt.name)}${mt.alias !== undefined ? '#' + mt.alias : ''}` : `#${mt.alias}`;
-  let s = `${id}:${mt.type}=${formatValue(mt)}`;
+  let s = `${id}:${mt.type}=${formatValue(mt)}${mt.isHistorical ? '(hist)' : ''}`;
   if (mt.properties) {
     const props = Object.entries(mt.properties).map(([k, v]) => `${k}=${k === 'kiln.statusCode' ? sp.hex(v.value) : JSON.stringify(v.value)}`);
     s += `{${props.join(',')}}`;
@@ -152,12 +154,14 @@ function formatMetric(mt) {
   return s;
 }
 
-function formatMessage(m, t0 = m.t0 || 0) {
+function formatMessage(m, t0 = m.t0 || 0, maxMetrics = Infinity) {
   let s = `#${m.index} +${m.t - t0}ms ${m.topic} q${m.qos} r${m.retain ? 1 : 0}${m.dup ? ' d1' : ''}`;
   if (m.decodeError) return `${s} UNDECODABLE (${m.decodeError}) ${m.payload.toString('hex').slice(0, 64)}`;
   const d = m.decoded;
   s += d.hasSeq ? ` seq=${d.seq}` : ' (no seq)';
-  s += ` [${d.metrics.map(formatMetric).join(' ')}]`;
+  const shown = d.metrics.length > maxMetrics ? d.metrics.slice(0, maxMetrics) : d.metrics;
+  const more = d.metrics.length - shown.length;
+  s += ` [${shown.map(formatMetric).join(' ')}${more ? ` ... ${more} more` : ''}]`;
   return s;
 }
 

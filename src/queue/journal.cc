@@ -1794,6 +1794,9 @@ void Journal::Impl::PrepareSpare() {
   {
     MutexLock l(mu_);
     if (!spares_.empty() || ChargedBytesLocked() + segment_bytes > opts.max_bytes) return;
+    // Only once the segment being written is half full: an idle or small installation
+    // never writes a whole segment of zeros it may not need.
+    if (!active_ || active_->data_end < segment_bytes / 2) return;
     n = next_spare_++;
   }
   // Written without any lock held: this takes a while.

@@ -508,8 +508,14 @@ TEST_F(JournalTest, SparesCountInTheBytesAndYieldFirstToTheBudget) {
   JournalOptions o = Options();
   o.max_bytes = 6 * kSeg;
   auto j = Open(o);
-  ASSERT_THAT(j->RunOnce(), IsOk());  // prepares a zero-filled spare
+  ASSERT_THAT(j->RunOnce(), IsOk());
+  EXPECT_THAT(Files("spare-"), IsEmpty());  // not before the segment being written is half full
+  for (int i = 0; i < 1000 && Files("spare-").empty(); ++i) {
+    PushN(*j, 50);
+    ASSERT_THAT(j->RunOnce(), IsOk());  // prepares a zero-filled spare once it is
+  }
   ASSERT_THAT(Files("spare-"), SizeIs(1));
+  EXPECT_THAT(SegmentFiles(), SizeIs(1));  // it came before the first roll
   EXPECT_EQ(fs::file_size(Path(Files("spare-")[0])), kSeg);
   EXPECT_EQ(j->stats().bytes, DirBytes());
   EXPECT_GE(j->stats().bytes, 2 * kSeg);  // the segment being written and the spare

@@ -438,6 +438,29 @@ TEST_F(PrimaryHostUplinkTest, BirthsWaitForOnlineStateAndOfflineStateStartsOver)
   WaitPublished("/NBIRTH/", 2);
 }
 
+TEST_F(PrimaryHostUplinkTest, DataWaitsInTheQueueWhileTheHostIsOfflineThenComesAsHistory) {
+  uplink_->OnDeviceStatus(0, true);
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  State(true, 1000);
+  WaitPublished("/DBIRTH/", 1);
+  State(false, 2000);  // host offline: NDEATH, a new connection that waits for it
+  WaitConnects(2);
+  Accept();
+  Push(0, Value(42.0));  // polled while the host is offline
+  WaitDepth(1);
+  EXPECT_TRUE(broker_.published("/DDATA/").empty());
+  State(true, 3000);
+  WaitPublished("/DDATA/", 1);
+  auto replay = Decode(broker_.published("/DDATA/")[0]);
+  ASSERT_EQ(replay.metrics.size(), 1u);
+  EXPECT_TRUE(replay.metrics[0].is_historical);
+  EXPECT_EQ(replay.metrics[0].value, Value(42.0));
+  EXPECT_EQ(Decode(broker_.published("/DBIRTH/").back()).metrics[0].value, Value(42.0));
+  WaitDepth(0);
+}
+
 TEST_F(PrimaryHostUplinkTest, MalformedStateIsIgnored) {
   uplink_->Start();
   WaitConnects(1);

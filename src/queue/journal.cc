@@ -1,6 +1,7 @@
 #include "queue/journal.h"
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <limits>
 #include <map>
@@ -270,9 +271,12 @@ struct Journal::Impl {
   Mutex write_mu_;
   Mutex ack_file_mu_;
   mutable Mutex mu_;
-  CondVar data_cv_;   // ReadLive: new samples or Wake
-  CondVar sync_cv_;   // a sync round ended
-  CondVar work_cv_;   // the sync thread: something to sync
+  CondVar data_cv_;  // ReadLive: new samples or Wake
+  CondVar sync_cv_;  // a sync round ended
+  CondVar work_cv_;  // the sync thread: something to sync
+  // The sync thread waits for work (not within an interval): only then do appends and
+  // acknowledgements need to wake it, so a busy journal does not pay a wake-up per Push.
+  bool sync_idle_ KILN_GUARDED_BY(mu_) = false;
   CondVar maint_cv_;  // the maintenance thread
 
   std::unique_ptr<File> acks_file_ KILN_GUARDED_BY(ack_file_mu_);
@@ -382,9 +386,27 @@ Result<std::shared_ptr<Segment>> Journal::Impl::LoadSegment(const std::string& n
       return std::shared_ptr<Segment>();
     }
   }
+  // Every size from disk is bounded before it is used (a header can pass its CRC and still
+  // be wrong, e.g. written by a bug): data within the segment, the segment within limits.
   const bool seal_ok = h.sealed && h.count > 0 && h.data_end > kHeaderBytes &&
+                       h.segment_bytes <= kMaxSegmentBytes && h.data_end <= h.segment_bytes &&
                        (compressed || h.data_end <= size) && h.first_id + h.count > h.first_id;
+  if (compressed && !seal_ok) {
+    QuarantineFileAtOpen(name, "compressed segment with an impossible size");
+    return std::shared_ptr<Segment>();
+  }
   if (seal_ok) {
+    // An index whose entries are not increasing and inside the segment is only a hint lost.
+    uint64_t prev_id = h.first_id, prev_offset = kHeaderBytes;
+    for (const IndexEntry& e : h.index) {
+      if (e.first_id < prev_id || e.first_id >= h.first_id + h.count || e.offset < prev_offset ||
+          e.offset >= h.data_end) {
+        h.index.clear();
+        break;
+      }
+      prev_id = e.first_id;
+      prev_offset = e.offset;
+    }
     seg->sealed = true;
     seg->compressed = compressed;
     seg->end_id = h.first_id + h.count;
@@ -670,7 +692,11 @@ Status Journal::Impl::Push(std::span<const contract::Sample> samples) {
     {
       MutexLock l(mu_);
       end = written_end_;
-      if (opts.sync != SyncPolicy::kAlways) work_cv_.NotifyOne();
+      if (opts.sync != SyncPolicy::kAlways &&
+          (sync_idle_ ||
+           (opts.sync == SyncPolicy::kBatch && pending_records_ >= opts.sync_batch))) {
+        work_cv_.NotifyOne();
+      }
     }
     data_cv_.NotifyAll();
     if (opts.sync == SyncPolicy::kAlways) KILN_RETURN_IF_ERROR(SyncTo(end));
@@ -743,7 +769,11 @@ Status Journal::Impl::AppendLocked(internal::RecordEncoder& enc) {
     }
     if (!st.ok()) {
       // Part of the frames may be on disk after the tail; the next append rolls, and the
-      // seal ends the segment before them.
+      // seal ends the segment before them. Until then a restart would scan the segment and
+      // find them, samples already counted as dropped: zero the first frame header (its
+      // block was written, so this needs no new space) to end the data at the tail.
+      const std::array<std::byte, kFrameHeaderBytes> zeros{};
+      seg->file->WriteAt(tail, zeros).IgnoreError();
       {
         MutexLock l(mu_);
         poisoned_ = true;
@@ -1601,9 +1631,11 @@ void Journal::Impl::SyncLoop() {
     uint64_t end;
     {
       MutexLock l(mu_);
+      sync_idle_ = true;
       work_cv_.Wait(l, [&]() KILN_REQUIRES(mu_) {
         return stop_ || written_end_ > durable_end_ || !pending_acks_.empty();
       });
+      sync_idle_ = false;
       if (stop_) return;
       // Gather for one interval (kBatch: or until enough records are pending), then sync
       // everything at once.
@@ -1794,8 +1826,12 @@ void Journal::Impl::PrepareSpare() {
   {
     MutexLock l(mu_);
     if (!spares_.empty() || ChargedBytesLocked() + segment_bytes > opts.max_bytes) return;
-    // Only once the segment being written is half full: an idle or small installation
-    // never writes a whole segment of zeros it may not need.
+    // Zeros cost a second write of every byte during an outage (no segment is retired then)
+    // and flash wear; they pay off only where each append waits for its sync (kAlways: a sync
+    // into written space is ~1.5x faster than one that allocates). Group commit amortises
+    // its syncs, so it recycles retired segments only. And only once the segment being
+    // written is half full: an idle or small installation never writes zeros it may not need.
+    if (opts.sync != SyncPolicy::kAlways) return;
     if (!active_ || active_->data_end < segment_bytes / 2) return;
     n = next_spare_++;
   }
@@ -1940,7 +1976,7 @@ void Journal::Ack(std::span<const IdRange> ids) {
       m.pending_acks_.push_back(IdRange{first, end - first});
     }
   }
-  if (any) m.work_cv_.NotifyOne();
+  if (any && m.sync_idle_) m.work_cv_.NotifyOne();
 }
 
 void Journal::Wake() {

@@ -504,9 +504,21 @@ TEST_F(JournalTest, BudgetDropsTheOldestSegmentsAndCountsTheirUnacknowledgedSamp
   ExpectDelivered(ReadAllLive(*j), Iota(oldest, 10001));
 }
 
+TEST_F(JournalTest, GroupCommitNeverWritesZeroSpares) {
+  JournalOptions o = Options();  // kInterval
+  auto j = Open(o);
+  for (int i = 0; i < 3; ++i) {
+    PushN(*j, 3000);  // more than a segment: rolls
+    ASSERT_THAT(j->RunOnce(), IsOk());
+  }
+  EXPECT_GE(SegmentFiles().size(), 2u);
+  EXPECT_THAT(Files("spare-"), IsEmpty());  // nothing retired, nothing pre-written
+}
+
 TEST_F(JournalTest, SparesCountInTheBytesAndYieldFirstToTheBudget) {
   JournalOptions o = Options();
   o.max_bytes = 6 * kSeg;
+  o.sync = SyncPolicy::kAlways;  // the policy that pre-writes spares
   auto j = Open(o);
   ASSERT_THAT(j->RunOnce(), IsOk());
   EXPECT_THAT(Files("spare-"), IsEmpty());  // not before the segment being written is half full
@@ -625,6 +637,19 @@ TEST_F(JournalTest, TornWriteThenCrashRecoversEveryStoredSampleExactlyOnce) {
   j = Open();
   EXPECT_THAT(sink_.Matching("torn"), IsEmpty());  // the failed write is after a sealed end
   ExpectDelivered(ReadAllBacklog(*j), Iota(1, 271));
+}
+
+TEST_F(JournalTest, AFailedMultiRecordPushNeverComesBackAfterARestart) {
+  auto j = Open();
+  PushN(*j, 150);
+  // 1000 samples make several records; the first reaches the disk whole before the failure.
+  env_.InjectFault(FileOp::kWrite, EIO, "seg-", /*times=*/1, /*partial_bytes=*/3100);
+  EXPECT_THAT(j->Push(SamplesFor(151, 1000)), StatusIs(StatusCode::kUnavailable));
+  EXPECT_EQ(j->stats().dropped, 1000u);
+  Crash(j);
+  j = Open();
+  ExpectDelivered(ReadAllBacklog(*j), Iota(1, 151));  // counted as dropped: not delivered
+  EXPECT_EQ(j->next_id(), 151u);
 }
 
 TEST_F(JournalTest, FailedSyncIsReturnedByAnAlwaysPushAndTheNextOneSucceeds) {

@@ -45,7 +45,7 @@ struct EdgeConfig {
   // [store] budget, age limit, segments, fsync policy and compression of the journal kept in
   // <path>/queue (dir, env and tag_fingerprint are set by the caller).
   queue::JournalOptions journal;
-  double replay_rate = 100000;        // [store] replay_rate: backlog samples/s at most
+  double replay_rate = 1000000;       // [store] replay_rate: backlog samples/s at most
   size_t queue_max_samples = 100000;  // [queue] without [store] path
   size_t max_metrics_per_message = 1000;
   std::string primary_host_id;  // [sparkplug] primary_host_id; empty: none

@@ -235,7 +235,7 @@ void EdgeNode::Data(std::span<const Sample> samples, std::vector<Message>& out, 
   for (size_t d = 0; d < pending.size(); ++d) flush(d);
 }
 
-bool EdgeNode::CanPublishHistory(contract::TagId tag) const {
+bool EdgeNode::CanPublish(contract::TagId tag) const {
   return in_session_ && births_sent_ && known_tag(tag) &&
          devices_[static_cast<size_t>(tag_device_[tag])].online;
 }

@@ -81,13 +81,13 @@ class EdgeNode {
   // and at most max_metrics_per_message metrics each), in sample order. Samples of unknown tags
   // are ignored; samples of offline devices only update the state for the next DBIRTH.
   // `historical` samples predate the current births: they are published with is_historical
-  // and do not change the state; those of offline devices are not published (see
-  // CanPublishHistory).
+  // and do not change the state. Samples of offline devices are not published (see
+  // CanPublish).
   void Data(std::span<const contract::Sample> samples, std::vector<Message>& out,
             bool historical = false);
-  // Whether Data(..., historical=true) would publish a sample of `tag` now: the births are
-  // out and its device is online. False for tags not in the configuration.
-  bool CanPublishHistory(contract::TagId tag) const;
+  // Whether Data() would publish a sample of `tag` now: the births are out and its device
+  // is online. False for tags not in the configuration.
+  bool CanPublish(contract::TagId tag) const;
   bool known_tag(contract::TagId tag) const {
     return tag < tag_device_.size() && tag_device_[tag] >= 0;
   }

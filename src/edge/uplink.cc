@@ -108,7 +108,8 @@ void Uplink::Teardown() {
   unbarriered_.clear();
   barriers_.clear();
   backlog_done_ = true;
-  backlog_held_ = false;
+  held_ = false;
+  redeliver_ = false;
   {
     MutexLock lock(mu_);
     connected_ = false;
@@ -224,7 +225,8 @@ void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
   out_.clear();  // state only: nothing is published before the births
   queue_.StartDelivery();
   backlog_done_ = false;
-  backlog_held_ = false;
+  held_ = false;
+  redeliver_ = false;
   replay_tokens_ = 0;
   replay_refilled_ = clock_.Monotonic();
   node_.Births(out_);
@@ -232,16 +234,17 @@ void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
 }
 
 void Uplink::PublishSamples(const queue::SampleBatch& batch, bool historical) {
-  // Acknowledge only what is published (or can never be: tags no longer configured). History
-  // of a device that is offline now waits in the queue for its next DBIRTH.
+  // Acknowledge only what is published (or can never be: tags no longer configured). Samples
+  // of a device without a birth in this session (offline now, or whose DBIRTH is still to be
+  // applied) wait in the queue and are replayed as history after its next DBIRTH.
   size_t i = 0;
   for (const queue::IdRange& r : batch.ids) {
     for (uint64_t id = r.first; id < r.end(); ++id, ++i) {
       const contract::TagId tag = batch.samples[i].tag;
-      if (!historical || !node_.known_tag(tag) || node_.CanPublishHistory(tag)) {
+      if (!node_.known_tag(tag) || node_.CanPublish(tag)) {
         queue::AppendId(unbarriered_, id);
       } else {
-        backlog_held_ = true;
+        held_ = true;
       }
     }
   }
@@ -377,12 +380,18 @@ void Uplink::Loop(std::stop_token stop) {
       for (const auto& d : devices) {
         const bool was_online = node_.device_online(d.device);
         node_.SetDeviceOnline(d.device, d.online, out_);
-        if (d.online && !was_online && backlog_held_) {
-          // Its history was held back while it was offline: read the backlog again.
-          queue_.RewindBacklog();
-          backlog_done_ = false;
-          backlog_held_ = false;
+        // Samples held back for want of a DBIRTH can go now; replay them once nothing is in
+        // flight, so that nothing published is read again.
+        if (d.online && !was_online && held_) {
+          redeliver_ = true;
+          held_ = false;
         }
+      }
+      if (redeliver_ && barriers_.empty() && unbarriered_.empty()) {
+        // Everything unacknowledged, held samples included, becomes the backlog again.
+        queue_.StartDelivery();
+        backlog_done_ = false;
+        redeliver_ = false;
       }
       ReportStoreDrops(/*force=*/false);
       Publish(out_);

@@ -44,7 +44,7 @@ struct UplinkOptions {
   std::chrono::milliseconds reconnect_max{30000};
   size_t max_batch = 5000;  // samples taken from the queue per publish round and lane
   // Backlog samples replayed per second at most (live data always goes first).
-  double replay_rate = 100000;
+  double replay_rate = 1000000;
   // Called with the bdSeq of every new session before it connects (to persist it).
   std::function<void(uint64_t)> on_new_session;
   uint64_t seed = 1;
@@ -133,8 +133,9 @@ class Uplink final : public DeviceStatusSink {
   // Ids published since the last barrier, and those of each barrier awaiting its PUBACK.
   std::vector<queue::IdRange> unbarriered_;
   std::map<int, std::vector<queue::IdRange>> barriers_;
-  bool backlog_done_ = true;   // the backlog cursor reached the boundary
-  bool backlog_held_ = false;  // backlog samples were skipped (device offline): retry later
+  bool backlog_done_ = true;  // the backlog cursor reached the boundary
+  bool held_ = false;         // samples were left unacknowledged for want of a DBIRTH
+  bool redeliver_ = false;    // a held device is born: restart the backlog once none in flight
   double replay_tokens_ = 0;
   MonoTime replay_refilled_;
   MonoTime drops_checked_;

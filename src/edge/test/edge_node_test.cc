@@ -226,16 +226,16 @@ TEST_F(EdgeNodeTest, RebirthWinsOverUnsupportedMetricsInTheSameCommand) {
 }
 
 TEST_F(EdgeNodeTest, HistoryOfADeviceOfflineAtReplayIsHeldBack) {
-  EXPECT_FALSE(node_.CanPublishHistory(0));  // no session
+  EXPECT_FALSE(node_.CanPublish(0));  // no session
   node_.SetDeviceOnline(0, true, out_);
   node_.BeginSession();
-  EXPECT_FALSE(node_.CanPublishHistory(0));  // no births yet
+  EXPECT_FALSE(node_.CanPublish(0));  // no births yet
   node_.Births(out_);
-  EXPECT_TRUE(node_.CanPublishHistory(0));
-  EXPECT_FALSE(node_.CanPublishHistory(999));  // not configured
+  EXPECT_TRUE(node_.CanPublish(0));
+  EXPECT_FALSE(node_.CanPublish(999));  // not configured
   node_.SetDeviceOnline(0, false, out_);
   out_.clear();
-  EXPECT_FALSE(node_.CanPublishHistory(0));
+  EXPECT_FALSE(node_.CanPublish(0));
   node_.Data(std::vector<Sample>{At(0, Value(1.0f)), At(1, Value(true))}, out_, true);
   EXPECT_TRUE(out_.empty());
 }

@@ -387,6 +387,49 @@ TEST_F(UplinkTest, HistoryOfAnOfflineDeviceWaitsForItsNextBirth) {
   WaitDepth(0);
 }
 
+TEST_F(UplinkTest, LiveSamplesBeforeTheDeviceBirthComeAsHistoryAfterIt) {
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/NBIRTH/", 1);
+  Push(0, Value(1.0));  // the device's first read, before its online event is applied
+  WaitDepth(1);         // not published (no DBIRTH yet), so not acknowledged
+  uplink_->OnDeviceStatus(0, true);
+  WaitPublished("/DDATA/", 1);
+  EXPECT_EQ(Decode(broker_.published("/DBIRTH/")[0]).metrics[0].value, Value(1.0));
+  auto replay = Decode(broker_.published("/DDATA/")[0]);
+  ASSERT_EQ(replay.metrics.size(), 1u);
+  EXPECT_TRUE(replay.metrics[0].is_historical);
+  EXPECT_EQ(replay.metrics[0].value, Value(1.0));
+  WaitDepth(0);
+}
+
+TEST_F(UplinkTest, ABirthThatReleasesHeldSamplesNeverRepublishesWhatIsInFlight) {
+  uplink_->OnDeviceStatus(0, true);
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/DBIRTH/", 1);
+  broker_.HoldAcks(true);
+  Push(0, Value(1.0));  // published, its barrier unconfirmed
+  WaitPublished("/barrier", 1);
+  uplink_->OnDeviceStatus(0, false);
+  WaitPublished("/DDEATH/", 1);
+  Push(0, Value(2.0));  // held: the device has no birth
+  WaitDepth(2);
+  uplink_->OnDeviceStatus(0, true);
+  WaitPublished("/DBIRTH/", 2);
+  std::this_thread::sleep_for(50ms);  // a wrong implementation would replay 1.0 now
+  broker_.ReleaseAcks();
+  WaitDepth(0);
+  std::vector<std::pair<double, bool>> seen;  // value, is_historical
+  for (const auto& e : broker_.published("/DDATA/")) {
+    for (const auto& m : Decode(e).metrics) seen.emplace_back(*m.value.AsDouble(), m.is_historical);
+  }
+  const std::vector<std::pair<double, bool>> want = {{1.0, false}, {2.0, true}};
+  EXPECT_EQ(seen, want);
+}
+
 class PrimaryHostUplinkTest : public UplinkTest {
  protected:
   PrimaryHostUplinkTest() {

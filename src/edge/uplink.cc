@@ -153,6 +153,7 @@ void Uplink::HandleEvent(mqtt::Event& e) {
     case mqtt::Event::Kind::kConnected: {
       // The broker accepted the session (and holds its Will): the next one takes a new bdSeq.
       session_up_ = true;
+      published_ = false;
       host_online_ = false;  // every connection waits for a STATE of its own
       std::vector<std::string> topics = node_.CommandTopics();
       if (!state_topic_.empty()) topics.push_back(state_topic_);
@@ -230,7 +231,10 @@ void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
   replay_tokens_ = 0;
   replay_refilled_ = clock_.Monotonic();
   node_.Births(out_);
-  if (Publish(out_)) births_due_ = false;
+  if (Publish(out_)) {
+    births_due_ = false;
+    published_ = true;
+  }
 }
 
 void Uplink::PublishSamples(const queue::SampleBatch& batch, bool historical) {
@@ -425,7 +429,7 @@ void Uplink::HandleState(const mqtt::Event& e) {
     return;
   }
   host_online_ = false;
-  if (births_due_) return;  // nothing published yet on this connection: keep waiting
+  if (!published_) return;  // nothing published yet on this connection: keep waiting
   log_.Warn("primary host {} went offline: NDEATH, disconnect, start over",
             options_.primary_host_id);
   Leave();

@@ -128,6 +128,7 @@ class Uplink final : public DeviceStatusSink {
   uint64_t generation_ = 0;
   bool session_up_ = false;    // CONNACK received
   bool births_due_ = false;    // births to publish before any data (new session, rebirth)
+  bool published_ = false;     // births went out on this connection (a rebirth may be due)
   std::string barrier_topic_;  // kiln/edge/<group>/<node>/barrier
   std::string state_topic_;    // spBv1.0/STATE/<primary host>, empty without one
   // Ids published since the last barrier, and those of each barrier awaiting its PUBACK.

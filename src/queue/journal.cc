@@ -237,6 +237,19 @@ struct Journal::Impl {
   void RetireDone();
   bool CompressOne();
   void PrepareSpare();
+  // Makes the decompression cache and both lane cursors let go of `seg` (gone or moved).
+  void ForgetReadersLocked(const Segment& seg) KILN_REQUIRES(mu_) {
+    if (cache_seg_.get() == &seg) {
+      cache_seg_.reset();
+      cache_data_.reset();
+    }
+    for (Cursor* c : {&live_, &backlog_}) {
+      if (c->seg.get() == &seg) {
+        c->seg.reset();
+        ++c->gen;
+      }
+    }
+  }
   void RequestMaintenanceLocked() KILN_REQUIRES(mu_) {
     maint_requested_ = true;
     maint_cv_.NotifyOne();
@@ -1137,16 +1150,7 @@ void Journal::Impl::RemoveSegmentLocked(const std::shared_ptr<Segment>& seg, Rem
     }
     seg->gone = true;
     segments_.erase(seg->first_id);
-    if (cache_seg_ == seg) {
-      cache_seg_.reset();
-      cache_data_.reset();
-    }
-    for (Cursor* c : {&live_, &backlog_}) {
-      if (c->seg == seg) {
-        c->seg.reset();
-        ++c->gen;
-      }
-    }
+    ForgetReadersLocked(*seg);
     const uint64_t oldest_id = OldestIdLocked();
     done_.EraseBelow(oldest_id);
     durable_done_.EraseBelow(oldest_id);
@@ -1266,16 +1270,7 @@ bool Journal::Impl::HandleCorruption(const std::shared_ptr<Segment>& seg, std::s
       seg->name = qname;
       ++seg->file_gen;
     }
-    if (cache_seg_ == seg) {
-      cache_seg_.reset();
-      cache_data_.reset();
-    }
-    for (Cursor* c : {&live_, &backlog_}) {
-      if (c->seg == seg) {
-        c->seg.reset();
-        ++c->gen;
-      }
-    }
+    ForgetReadersLocked(*seg);
     RequestMaintenanceLocked();
   }
   log.Error("{}: {} ({}) at offset {}; {}; {} unacknowledged samples (ids {}..{}) lost", Path(name),

@@ -19,18 +19,20 @@ constexpr uint8_t kMaxType = static_cast<uint8_t>(ValueType::kString);
 
 int64_t TimeNs(const Sample& s) { return s.source_time.time_since_epoch().count(); }
 
+// Sets `out` to the zigzag varint `raw` as a T; false when it does not fit.
 template <typename T>
-bool DecodeSigned(uint64_t raw, T& out) {
+bool SetSigned(uint64_t raw, Value& out) {
   const int64_t v = UnZigZag(raw);
   if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) return false;
-  out = static_cast<T>(v);
+  out = Value(static_cast<T>(v));
   return true;
 }
 
+// Sets `out` to the varint `raw` as a T; false when it does not fit.
 template <typename T>
-bool DecodeUnsigned(uint64_t raw, T& out) {
+bool SetUnsigned(uint64_t raw, Value& out) {
   if (raw > std::numeric_limits<T>::max()) return false;
-  out = static_cast<T>(raw);
+  out = Value(static_cast<T>(raw));
   return true;
 }
 
@@ -167,39 +169,27 @@ bool SampleDecoder::Next(Sample& out) {
         break;
       }
       switch (static_cast<ValueType>(type)) {
-        case ValueType::kInt8: {
-          int8_t v;
-          if ((ok = DecodeSigned(raw, v))) out.value = Value(v);
+        case ValueType::kInt8:
+          ok = SetSigned<int8_t>(raw, out.value);
           break;
-        }
-        case ValueType::kInt16: {
-          int16_t v;
-          if ((ok = DecodeSigned(raw, v))) out.value = Value(v);
+        case ValueType::kInt16:
+          ok = SetSigned<int16_t>(raw, out.value);
           break;
-        }
-        case ValueType::kInt32: {
-          int32_t v;
-          if ((ok = DecodeSigned(raw, v))) out.value = Value(v);
+        case ValueType::kInt32:
+          ok = SetSigned<int32_t>(raw, out.value);
           break;
-        }
         case ValueType::kInt64:
           out.value = Value(UnZigZag(raw));
           break;
-        case ValueType::kUInt8: {
-          uint8_t v;
-          if ((ok = DecodeUnsigned(raw, v))) out.value = Value(v);
+        case ValueType::kUInt8:
+          ok = SetUnsigned<uint8_t>(raw, out.value);
           break;
-        }
-        case ValueType::kUInt16: {
-          uint16_t v;
-          if ((ok = DecodeUnsigned(raw, v))) out.value = Value(v);
+        case ValueType::kUInt16:
+          ok = SetUnsigned<uint16_t>(raw, out.value);
           break;
-        }
-        case ValueType::kUInt32: {
-          uint32_t v;
-          if ((ok = DecodeUnsigned(raw, v))) out.value = Value(v);
+        case ValueType::kUInt32:
+          ok = SetUnsigned<uint32_t>(raw, out.value);
           break;
-        }
         default:
           out.value = Value(raw);
           break;

@@ -1191,6 +1191,7 @@ bool Journal::Impl::HandleCorruption(const std::shared_ptr<Segment>& seg, std::s
   uint64_t bad_offset = kHeaderBytes;
   uint64_t bad_id = h.first_id;
   std::string why;
+  bool transient = false;  // an I/O error (EIO, EMFILE...), not bad data: retry later
   SegmentSource source;
   if (h.compressed) {
     auto file = env.Open(Path(name), OpenMode::kRead);
@@ -1199,6 +1200,7 @@ bool Journal::Impl::HandleCorruption(const std::shared_ptr<Segment>& seg, std::s
                   : Result<std::shared_ptr<const std::vector<uint8_t>>>(file.status());
     if (!data.ok()) {
       why = data.status().ToString();
+      transient = data.status().code() != StatusCode::kDataLoss;
     } else {
       source.memory = *data;
     }
@@ -1206,6 +1208,7 @@ bool Journal::Impl::HandleCorruption(const std::shared_ptr<Segment>& seg, std::s
     auto file = env.Open(Path(name), OpenMode::kRead);
     if (!file.ok()) {
       why = file.status().ToString();
+      transient = true;
     } else {
       source.file = std::move(file).value();
     }
@@ -1239,11 +1242,18 @@ bool Journal::Impl::HandleCorruption(const std::shared_ptr<Segment>& seg, std::s
         why = o == ReadOutcome::kIoError  ? reader.io_status().ToString()
               : o == ReadOutcome::kRecord ? std::string("undecodable samples")
                                           : std::string(ReadOutcomeName(o));
+        transient = o == ReadOutcome::kIoError;
         break;
       }
     }
   }
-  if (why.empty()) return false;                                       // intact after all
+  if (why.empty()) return false;  // intact after all
+  if (transient) {
+    // Not evidence of bad data: never quarantine (and lose) a segment for it.
+    KILN_LOG_RATE_LIMITED(log, limiter, LogLevel::kError, "read", "cannot read {}: {}; retrying",
+                          Path(name), why);
+    return false;
+  }
   if (active && !RollLocked(/*seal_short=*/false).ok()) return false;  // end it where it is
 
   const std::string qname = std::string(kQuarantineDir) + "/" + name;
@@ -1931,14 +1941,23 @@ uint64_t Journal::StartDelivery() {
 SampleBatch Journal::ReadLive(size_t max, MonoTime deadline) {
   Impl& m = *impl_;
   MutexLock lane(m.live_lane_.mu);
+  bool woken;
   {
     MutexLock l(m.mu_);
     m.data_cv_.WaitUntil(l, deadline, [&]() KILN_REQUIRES(m.mu_) {
       return m.woken_ || m.stop_ || m.live_.next_id < m.written_end_;
     });
+    woken = m.woken_ || m.stop_;
     m.woken_ = false;
   }
-  return m.ReadLane(m.live_lane_, /*backlog=*/false, max);
+  SampleBatch batch = m.ReadLane(m.live_lane_, /*backlog=*/false, max);
+  if (batch.empty() && !woken) {
+    // Samples may be there but unreadable (an I/O error): wait as if there were none, rather
+    // than have the caller spin. (Without samples the deadline has passed: no wait.)
+    MutexLock l(m.mu_);
+    m.data_cv_.WaitUntil(l, deadline, [&]() KILN_REQUIRES(m.mu_) { return m.woken_ || m.stop_; });
+  }
+  return batch;
 }
 
 SampleBatch Journal::ReadBacklog(size_t max) {

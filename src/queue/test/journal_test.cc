@@ -34,6 +34,7 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using testing::Ids;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using testing::ReadAllBacklog;
 using testing::ReadAllLive;
 using testing::SampleFor;
@@ -435,6 +436,21 @@ TEST_F(JournalTest, CorruptSealedSegmentIsQuarantinedAndTheRestDelivered) {
   want = Iota(1, FirstId(files[1]));
   want.insert(want.end(), rest.begin(), rest.end());
   ExpectDelivered(ReadAllBacklog(*j), want);
+}
+
+TEST_F(JournalTest, AnIoErrorWhileReadingIsRetriedNotQuarantined) {
+  auto j = Open();
+  PushN(*j, 3000);
+  j.reset();
+  j = Open();
+  j->StartDelivery();
+  env_.InjectFault(FileOp::kRead, EIO, "seg-", /*times=*/-1);
+  EXPECT_TRUE(j->ReadBacklog(100).empty());  // unreadable for now
+  EXPECT_FALSE(fs::exists(Dir() + "/quarantine"));
+  EXPECT_EQ(j->stats().dropped, 0u);
+  EXPECT_THAT(sink_.Matching("retrying"), Not(IsEmpty()));
+  env_.ClearFaults();
+  ExpectDelivered(ReadAllBacklog(*j), Iota(1, 3001));  // everything, once the disk reads again
 }
 
 TEST_F(JournalTest, SegmentWithACorruptHeaderIsQuarantinedAtOpen) {

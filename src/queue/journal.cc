@@ -1100,6 +1100,8 @@ void Journal::Impl::RecycleOrRemoveFileLocked(const std::string& name, uint64_t 
   if (recycle) {
     Status st = env.Rename(Path(name), Path(internal::SpareFileName(n)));
     if (st.ok()) {
+      // Durable at once: a dropped segment must not come back after a power cut.
+      env.SyncDir(dir).IgnoreError();
       MutexLock l(mu_);
       spares_.push_back(Spare{n, bytes});
       return;
@@ -1110,6 +1112,7 @@ void Journal::Impl::RecycleOrRemoveFileLocked(const std::string& name, uint64_t 
   if (!st.ok() && st.code() != StatusCode::kNotFound) {
     KILN_LOG_RATE_LIMITED(log, limiter, LogLevel::kWarning, "remove", "{}", st.ToString());
   }
+  env.SyncDir(dir).IgnoreError();
 }
 
 void Journal::Impl::RemoveSparesLocked(size_t keep) {

@@ -685,7 +685,9 @@ void Journal::Impl::Shutdown() {
 Status Journal::Impl::Push(std::span<const contract::Sample> samples) {
   if (samples.empty()) return OkStatus();
   // Encoding happens on the caller's thread, outside every lock.
-  internal::RecordEncoder enc(max_payload);
+  // One encoder per thread: its buffer is reused, not allocated and zeroed for every Push.
+  thread_local internal::RecordEncoder enc(0);
+  enc.set_max_payload(max_payload);
   const uint64_t too_large = enc.Encode(samples);
   if (too_large > 0) {
     {

@@ -245,7 +245,7 @@ bool SampleDecoder::Skip() {
 }
 
 uint64_t RecordEncoder::Encode(std::span<const Sample> samples) {
-  bytes_.clear();
+  size_ = 0;
   records_.clear();
   uint64_t too_large = 0;
   size_t frame_start = 0;
@@ -294,7 +294,7 @@ uint64_t RecordEncoder::Encode(std::span<const Sample> samples) {
     Close(frame_start, pos, count, base_time, min_time, max_time);
     frame_start = pos;
   }
-  bytes_.resize(frame_start);
+  size_ = frame_start;
   return too_large;
 }
 

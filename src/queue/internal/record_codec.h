@@ -60,17 +60,19 @@ class RecordEncoder {
  public:
   explicit RecordEncoder(size_t max_payload) : max_payload_(max_payload) {}
   // Replaces the previous batch. Samples too large for a record on their own are left out;
-  // returns how many.
+  // returns how many. The buffer is kept between batches (reuse one encoder per thread).
   uint64_t Encode(std::span<const contract::Sample> samples);
-  std::vector<uint8_t>& bytes() { return bytes_; }
+  std::span<uint8_t> bytes() { return {bytes_.data(), size_}; }
+  void set_max_payload(size_t max_payload) { max_payload_ = max_payload; }
   const std::vector<EncodedRecord>& records() const { return records_; }
 
  private:
   void Close(size_t frame_start, size_t payload_end, uint32_t count, int64_t base_time,
              int64_t min_time, int64_t max_time);
 
-  const size_t max_payload_;
-  std::vector<uint8_t> bytes_;
+  size_t max_payload_;
+  std::vector<uint8_t> bytes_;  // capacity kept; [0, size_) is the current batch
+  size_t size_ = 0;
   std::vector<EncodedRecord> records_;
 };
 

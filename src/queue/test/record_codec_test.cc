@@ -95,6 +95,23 @@ TEST(RecordCodecTest, RoundTripsEveryValueTypeAndQuality) {
   EXPECT_TRUE(std::signbit(*out[18].value.get_if<double>()));
 }
 
+TEST(RecordCodecTest, AReusedEncoderHoldsOnlyTheLatestBatch) {
+  RecordEncoder enc(1 << 16);
+  std::vector<Sample> big;
+  for (int i = 0; i < 500; ++i) big.push_back(S(static_cast<uint32_t>(i), Value(i * 1.5), i));
+  ASSERT_EQ(enc.Encode(big), 0u);
+  const size_t big_size = enc.bytes().size();
+  ASSERT_EQ(enc.Encode(std::vector<Sample>{S(7, Value(2.5), 0)}), 0u);
+  ASSERT_EQ(enc.records().size(), 1u);
+  EXPECT_LT(enc.bytes().size(), big_size);
+  EXPECT_EQ(enc.bytes().size(), enc.records()[0].size);
+  const FrameHeader h = DecodeFrameHeader(enc.bytes().data());
+  const auto out = DecodeAll(std::span(enc.bytes()).subspan(kFrameHeaderBytes, h.payload_bytes),
+                             h.base_time, h.count);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], S(7, Value(2.5), 0));
+}
+
 TEST(RecordCodecTest, NanSurvivesBitForBit) {
   const float nan = std::bit_cast<float>(uint32_t{0x7FC01234});
   RecordEncoder enc(1024);
@@ -178,7 +195,7 @@ TEST(RecordCodecTest, FramesCarryCrcSequenceAndIds) {
             0u);
   ASSERT_EQ(enc.records().size(), 1u);
   SealFrame(enc.bytes().data(), 7, 42);
-  std::vector<uint8_t> frames = enc.bytes();
+  std::vector<uint8_t> frames(enc.bytes().begin(), enc.bytes().end());
   frames.resize(frames.size() + 64, 0);  // zeroed space after it
   const uint64_t end = kHeaderBytes + frames.size();
   std::vector<uint8_t> buffer;

@@ -101,7 +101,9 @@ std::vector<IdRange> AbsentRuns(const IdSet& set, uint64_t from, uint64_t to, ui
   return out;
 }
 
-// One segment file. Fields other than the identity are guarded by the journal's mu_.
+// One segment file. Fields other than the identity are guarded by the journal's mu_ for
+// readers; every writer holds both write_mu_ and mu_, so code holding write_mu_ may read them
+// without mu_ (the append path does). -Wthread-safety does not check this struct.
 struct Segment {
   uint64_t first_id = 0;
   uint64_t seq = 0;

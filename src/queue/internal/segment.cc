@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <new>
 
 #include "fmt/format.h"
 #include "queue/internal/record_codec.h"
@@ -235,11 +236,10 @@ Status CompressSegment(const SegmentSource& source, const SegmentHeader& h, File
   return out.WriteAt(0, std::as_bytes(std::span(block)));
 }
 
-Result<std::shared_ptr<const std::vector<uint8_t>>> DecompressSegment(const File& file,
-                                                                      const SegmentHeader& h) {
-  if (h.data_end < kHeaderBytes || h.compressed_bytes > (uint64_t{1} << 34)) {
-    return DataLossError("implausible sizes in the header");
-  }
+namespace {
+
+Result<std::shared_ptr<const std::vector<uint8_t>>> Decompress(const File& file,
+                                                               const SegmentHeader& h) {
   std::vector<uint8_t> in(h.compressed_bytes);
   KILN_ASSIGN_OR_RETURN(const size_t got,
                         file.ReadAt(kHeaderBytes, std::as_writable_bytes(std::span(in))));
@@ -254,6 +254,23 @@ Result<std::shared_ptr<const std::vector<uint8_t>>> DecompressSegment(const File
   if (ZSTD_isError(rc)) return DataLossError(fmt::format("zstd: {}", ZSTD_getErrorName(rc)));
   if (rc != size) return DataLossError("zstd data shorter than the header says");
   return std::shared_ptr<const std::vector<uint8_t>>(std::move(out));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const std::vector<uint8_t>>> DecompressSegment(const File& file,
+                                                                      const SegmentHeader& h) {
+  if (h.data_end < kHeaderBytes || h.compressed_bytes > (uint64_t{1} << 34)) {
+    return DataLossError("implausible sizes in the header");
+  }
+  try {
+    return Decompress(file, h);
+  } catch (const std::bad_alloc&) {
+    // A whole segment is decompressed at once; under memory pressure, retry later rather than
+    // let an exception cross the reader's thread.
+    return ResourceExhaustedError(
+        fmt::format("no memory to decompress a segment of {} bytes", h.data_end));
+  }
 }
 
 }  // namespace kiln::queue::internal

@@ -1,7 +1,8 @@
 #include "core/log.h"
 
 #include <cstdio>
-#include <ctime>
+
+#include "core/time_format.h"
 
 namespace kiln {
 
@@ -36,15 +37,10 @@ const char* LevelName(LogLevel level) {
 }  // namespace
 
 void StderrSink::Write(LogLevel level, std::string_view component, std::string_view message) {
-  const int64_t ms = ToEpochMillis(clock_.Now());
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char when[32];
-  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+  const std::string when = FormatRfc3339Millis(clock_.Now());
   MutexLock lock(mu_);
-  std::fprintf(stderr, "%s.%03dZ %s %.*s: %.*s\n", when, static_cast<int>(ms % 1000),
-               LevelName(level), static_cast<int>(component.size()), component.data(),
+  std::fprintf(stderr, "%s %s %.*s: %.*s\n", when.c_str(), LevelName(level),
+               static_cast<int>(component.size()), component.data(),
                static_cast<int>(message.size()), message.data());
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <ctime>
 #include <limits>
 #include <map>
 #include <optional>
@@ -12,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/mutex.h"
+#include "core/time_format.h"
 #include "fmt/format.h"
 #include "queue/internal/format.h"
 #include "queue/internal/record_codec.h"
@@ -49,13 +49,7 @@ constexpr const char* kAcksName = "acks.log";
 constexpr const char* kQuarantineDir = "quarantine";
 
 std::string FormatTime(int64_t ns) {
-  const int64_t ms = ns / 1000000;
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char when[32];
-  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03}Z", when, static_cast<int>(((ms % 1000) + 1000) % 1000));
+  return FormatRfc3339Millis(Timestamp(std::chrono::nanoseconds(ns)));
 }
 
 uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }

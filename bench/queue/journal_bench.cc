@@ -654,7 +654,7 @@ bool HasSealedLogSegments(const std::filesystem::path& dir) {
 
 // A journal holding range(0) unacknowledged samples, closed and opened again (a restart after
 // an outage); then StartDelivery and ReadBacklog(5,000) (the uplink's batch) until the backlog
-// is read, again and again (RewindBacklog). range(1): zstd-compressed sealed segments;
+// is read, again and again (a new StartDelivery). range(1): zstd-compressed sealed segments;
 // range(2): the page cache of the journal's files is dropped before each pass (cold).
 void BM_JournalBacklog(benchmark::State& state) {
   const uint64_t samples = static_cast<uint64_t>(state.range(0));
@@ -691,7 +691,7 @@ void BM_JournalBacklog(benchmark::State& state) {
     benchmark::DoNotOptimize(batch.samples.data());
     if (batch.empty()) {
       state.PauseTiming();
-      journal->RewindBacklog();
+      journal->StartDelivery();  // no new samples: the same backlog again
       if (cold) EvictPageCache(dir);
       state.ResumeTiming();
     }

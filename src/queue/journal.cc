@@ -1966,11 +1966,6 @@ SampleBatch Journal::ReadBacklog(size_t max) {
   return impl_->ReadLane(impl_->backlog_lane_, /*backlog=*/true, max);
 }
 
-void Journal::RewindBacklog() {
-  MutexLock l(impl_->mu_);
-  impl_->ResetBacklogLocked();
-}
-
 void Journal::Ack(std::span<const IdRange> ids) {
   Impl& m = *impl_;
   MutexLock l(m.mu_);

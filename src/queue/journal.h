@@ -97,7 +97,6 @@ class Journal final : public SampleQueue {
   uint64_t StartDelivery() override;
   SampleBatch ReadLive(size_t max, MonoTime deadline) override;
   SampleBatch ReadBacklog(size_t max) override;
-  void RewindBacklog() override;
   void Ack(std::span<const IdRange> ids) override;
   void Wake() override;
   // bytes: every file in dir (quarantine/ excluded). depth: unacknowledged samples held.

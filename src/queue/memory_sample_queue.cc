@@ -79,11 +79,6 @@ SampleBatch MemorySampleQueue::ReadBacklog(size_t max) {
   return batch;
 }
 
-void MemorySampleQueue::RewindBacklog() {
-  MutexLock lock(mu_);
-  backlog_id_ = head_id_;
-}
-
 void MemorySampleQueue::Ack(std::span<const IdRange> ids) {
   MutexLock lock(mu_);
   const uint64_t end = head_id_ + samples_.size();

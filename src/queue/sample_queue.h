@@ -62,9 +62,6 @@ class SampleQueue {
   // The next unacknowledged backlog samples, oldest first; empty when the backlog cursor
   // reached the boundary. Never waits for new samples.
   virtual SampleBatch ReadBacklog(size_t max) = 0;
-  // Restarts the backlog cursor at the oldest unacknowledged id (to retry samples skipped
-  // because they could not be sent, e.g. of a device that was offline).
-  virtual void RewindBacklog() = 0;
   // Marks ids as delivered: they are never read again and their space is reclaimed.
   virtual void Ack(std::span<const IdRange> ids) = 0;
   // Makes a waiting ReadLive return (possibly empty).
@@ -82,7 +79,6 @@ class MemorySampleQueue final : public SampleQueue {
   uint64_t StartDelivery() override;
   SampleBatch ReadLive(size_t max, MonoTime deadline) override;
   SampleBatch ReadBacklog(size_t max) override;
-  void RewindBacklog() override;
   void Ack(std::span<const IdRange> ids) override;
   void Wake() override;
   QueueStats stats() const override;

@@ -230,7 +230,7 @@ TEST_F(JournalTest, StartDeliveryMakesUnacknowledgedLiveSamplesBacklog) {
   EXPECT_THAT(b.ids, ElementsAre(IdRange{5, 1}));
 }
 
-TEST_F(JournalTest, RewindBacklogRereadsWhatIsUnacknowledged) {
+TEST_F(JournalTest, ANewDeliveryRereadsWhatIsUnacknowledged) {
   auto j = Open();
   ASSERT_THAT(j->Push(SamplesFor(1, 4)), IsOk());
   (void)j->ReadLive(4, Now());
@@ -239,7 +239,7 @@ TEST_F(JournalTest, RewindBacklogRereadsWhatIsUnacknowledged) {
   const std::vector<IdRange> acks = {{1, 1}, {4, 1}};
   j->Ack(acks);
   EXPECT_TRUE(j->ReadBacklog(10).empty());
-  j->RewindBacklog();
+  EXPECT_EQ(j->StartDelivery(), 5u);  // nothing read live since: the same boundary
   SampleBatch b = j->ReadBacklog(10);
   EXPECT_THAT(b.ids, ElementsAre(IdRange{2, 2}));
   EXPECT_THAT(b.samples, ElementsAreArray(SamplesFor(2, 2)));
@@ -424,7 +424,7 @@ TEST_F(JournalTest, CorruptSealedSegmentIsQuarantinedAndTheRestDelivered) {
   EXPECT_THAT(errors[0], HasSubstr(fmt::format("at offset {}", frames[2].offset)));
   EXPECT_THAT(errors[0], HasSubstr(fmt::format("{} unacknowledged samples", seg_end - bad_first)));
   // The good prefix is still delivered (from quarantine/) until acknowledged.
-  j->RewindBacklog();
+  j->StartDelivery();
   SampleBatch b = j->ReadBacklog(bad_first - 1);
   EXPECT_THAT(b.ids, ElementsAre(IdRange{1, bad_first - 1}));
   // After a restart the lost ids are not reported again, the prefix is.

@@ -210,11 +210,12 @@ void Uplink::HandleEvent(mqtt::Event& e) {
   }
 }
 
-void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
+void Uplink::PublishBirths(std::vector<DeviceEvent>& devices, const queue::SampleBatch& taken) {
   node_.PrepareBirths();
   // The births declare current values: fold in every live sample queued before the status
-  // changes taken with them. They were not published, so they fall below the new delivery
-  // boundary and are replayed as history right after the births.
+  // changes taken with them (those already taken first). They were not published, so they fall
+  // below the new delivery boundary and are replayed as history right after the births.
+  node_.Data(taken.samples, out_);  // state only while births are pending
   while (true) {
     const queue::SampleBatch live = queue_.ReadLive(options_.max_batch, MonoTime());
     if (live.empty()) break;
@@ -222,7 +223,7 @@ void Uplink::PublishBirths(std::vector<DeviceEvent>& devices) {
   }
   for (const auto& d : devices) node_.SetDeviceOnline(d.device, d.online, out_);
   devices.clear();
-  ReportStoreDrops(/*force=*/true);
+  ReportStoreStats(/*force=*/true);
   out_.clear();  // state only: nothing is published before the births
   queue_.StartDelivery();
   backlog_done_ = false;
@@ -309,7 +310,7 @@ void Uplink::PublishBarrier() {
   unbarriered_.clear();
 }
 
-void Uplink::ReportStoreDrops(bool force) {
+void Uplink::ReportStoreStats(bool force) {
   const MonoTime now = clock_.Monotonic();
   if (!force && now - drops_checked_ < std::chrono::seconds(1)) return;
   drops_checked_ = now;
@@ -371,10 +372,8 @@ void Uplink::Loop(std::stop_token stop) {
     const bool host_ready = state_topic_.empty() || host_online_;
     if (session_up_ && births_due_ && host_ready && barriers_.empty() && unbarriered_.empty()) {
       // Samples read above are older than the births: fold them in and replay them as history.
-      node_.PrepareBirths();
-      node_.Data(live.samples, out_);
+      PublishBirths(devices, live);
       live = {};
-      PublishBirths(devices);
     }
 
     if (session_up_ && !births_due_) {
@@ -397,7 +396,7 @@ void Uplink::Loop(std::stop_token stop) {
         backlog_done_ = false;
         redeliver_ = false;
       }
-      ReportStoreDrops(/*force=*/false);
+      ReportStoreStats(/*force=*/false);
       Publish(out_);
       if (!window_full()) ReplayBacklog();
       PublishBarrier();

@@ -80,10 +80,10 @@ class Uplink final : public DeviceStatusSink {
   void Loop(std::stop_token stop);
   void Connect();
   void HandleEvent(mqtt::Event& event);
-  // Folds every live sample and pending status change into the node's state, starts a
-  // delivery pass of the queue (what was not acknowledged becomes the backlog) and publishes
-  // the births.
-  void PublishBirths(std::vector<DeviceEvent>& devices);
+  // Folds `taken` and every other live sample and pending status change into the node's
+  // state, starts a delivery pass of the queue (what was not acknowledged becomes the backlog)
+  // and publishes the births.
+  void PublishBirths(std::vector<DeviceEvent>& devices, const queue::SampleBatch& taken);
   // Publishes live samples, or backlog samples as history; their ids join the next barrier.
   void PublishSamples(const queue::SampleBatch& batch, bool historical);
   // How long a live read may wait: less while backlog replay is due.
@@ -92,8 +92,9 @@ class Uplink final : public DeviceStatusSink {
   void ReplayBacklog();
   // Publishes the barrier that acknowledges everything published since the last one.
   void PublishBarrier();
-  // Sends the node metric of samples the queue dropped when it changed (at most once a second).
-  void ReportStoreDrops(bool force);
+  // At most once a second (or now, with `force`): the node metric of samples the queue
+  // dropped, sent when it changed, and the replay rate gauge.
+  void ReportStoreStats(bool force);
   bool window_full() const { return barriers_.size() >= kMaxBarriers; }
   // Publishes and clears `messages`; false (and the session is lost) on failure.
   bool Publish(std::vector<Message>& messages);

@@ -190,6 +190,14 @@ class UplinkTest : public ::testing::Test {
     return p.ok() ? *p : sparkplug::Payload{};
   }
   void Accept() { broker_.Send({mqtt::Event::Kind::kConnected, 0, "connected", {}, {}, 0}); }
+  // The device online, the uplink started, the session accepted and the births out.
+  void StartWithDeviceBorn() {
+    uplink_->OnDeviceStatus(0, true);
+    uplink_->Start();
+    WaitConnects(1);
+    Accept();
+    WaitPublished("/DBIRTH/", 1);
+  }
   void WaitDepth(uint64_t depth) {
     for (int i = 0; i < 1000 && queue_.stats().depth != depth; ++i)
       std::this_thread::sleep_for(5ms);
@@ -252,11 +260,7 @@ TEST_F(UplinkTest, SubscribesThenBirthsWithQueuedValuesThenReplaysThemAsHistory)
 }
 
 TEST_F(UplinkTest, RebirthRequestRepublishesBirthsWithSameBdSeq) {
-  uplink_->OnDeviceStatus(0, true);
-  uplink_->Start();
-  WaitConnects(1);
-  Accept();
-  WaitPublished("/DBIRTH/", 1);
+  StartWithDeviceBorn();
   broker_.Send({mqtt::Event::Kind::kMessage, 0, {}, "spBv1.0/Plant1/NCMD/gw-01", Rebirth(), 0});
   WaitPublished("/DBIRTH/", 2);
   const auto births = broker_.published("/NBIRTH/");
@@ -287,11 +291,7 @@ TEST_F(UplinkTest, LostSessionReconnectsWithNextBdSeqInTheWill) {
 }
 
 TEST_F(UplinkTest, DataAtQos0IsAcknowledgedByTheBarrierAfterIt) {
-  uplink_->OnDeviceStatus(0, true);
-  uplink_->Start();
-  WaitConnects(1);
-  Accept();
-  WaitPublished("/DBIRTH/", 1);
+  StartWithDeviceBorn();
   broker_.HoldAcks(true);
   Push(0, Value(1.0));
   WaitPublished("/barrier", 1);
@@ -308,11 +308,7 @@ TEST_F(UplinkTest, DataAtQos0IsAcknowledgedByTheBarrierAfterIt) {
 }
 
 TEST_F(UplinkTest, UnconfirmedDataIsReplayedAsHistoryAfterTheNextBirths) {
-  uplink_->OnDeviceStatus(0, true);
-  uplink_->Start();
-  WaitConnects(1);
-  Accept();
-  WaitPublished("/DBIRTH/", 1);
+  StartWithDeviceBorn();
   broker_.HoldAcks(true);
   Push(0, Value(7.0));
   WaitPublished("/barrier", 1);
@@ -339,11 +335,7 @@ TEST_F(UplinkTest, UnconfirmedDataIsReplayedAsHistoryAfterTheNextBirths) {
 }
 
 TEST_F(UplinkTest, NoDataBeyondTheBarrierWindowAndBirthsWaitForIt) {
-  uplink_->OnDeviceStatus(0, true);
-  uplink_->Start();
-  WaitConnects(1);
-  Accept();
-  WaitPublished("/DBIRTH/", 1);
+  StartWithDeviceBorn();
   broker_.HoldAcks(true);
   for (int i = 0; i < 10; ++i) {
     Push(0, Value(static_cast<double>(i)));
@@ -405,11 +397,7 @@ TEST_F(UplinkTest, LiveSamplesBeforeTheDeviceBirthComeAsHistoryAfterIt) {
 }
 
 TEST_F(UplinkTest, ABirthThatReleasesHeldSamplesNeverRepublishesWhatIsInFlight) {
-  uplink_->OnDeviceStatus(0, true);
-  uplink_->Start();
-  WaitConnects(1);
-  Accept();
-  WaitPublished("/DBIRTH/", 1);
+  StartWithDeviceBorn();
   broker_.HoldAcks(true);
   Push(0, Value(1.0));  // published, its barrier unconfirmed
   WaitPublished("/barrier", 1);

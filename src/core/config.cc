@@ -243,6 +243,30 @@ std::optional<ConfigTable> ConfigTable::GetTable(std::string_view key) const {
   return std::nullopt;
 }
 
+std::vector<std::string> ConfigTable::GetStringArray(std::string_view key) const {
+  std::vector<std::string> out;
+  const auto* node = Lookup(key);
+  if (!node) return out;
+  const toml::array* arr = ToToml(node)->as_array();
+  if (!arr) {
+    ErrorAt(node, key,
+            fmt::format("expected an array of strings, found {}", TypeName(*ToToml(node))));
+    return out;
+  }
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::node* el = arr->get(i);
+    if (const auto* str = el->as_string()) {
+      out.push_back(str->get());
+      continue;
+    }
+    const auto& src = el->source().begin;
+    doc_->AddError(ConfigError{doc_->file(), static_cast<int64_t>(src.line),
+                               static_cast<int64_t>(src.column),
+                               fmt::format("{}[{}]", KeyPath(key), i), "expected a string"});
+  }
+  return out;
+}
+
 std::vector<ConfigTable> ConfigTable::GetTableArray(std::string_view key) const {
   std::vector<ConfigTable> out;
   const auto* node = Lookup(key);

@@ -65,6 +65,9 @@ class ConfigTable {
   std::optional<int64_t> RequireInt(std::string_view key, int64_t min = INT64_MIN,
                                     int64_t max = INT64_MAX) const;
 
+  // An array of strings; empty if missing; error if not an array of strings.
+  std::vector<std::string> GetStringArray(std::string_view key) const;
+
   // A sub-table; nullopt if missing (silently) or not a table (error).
   std::optional<ConfigTable> GetTable(std::string_view key) const;
   // An array of tables ([[key]]); empty if missing; error if not an array of tables.

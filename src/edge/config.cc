@@ -9,6 +9,7 @@
 
 #include "contract/sparkplug/topic.h"
 #include "core/config.h"
+#include "mqtt/config.h"
 
 namespace kiln::edge {
 
@@ -25,34 +26,6 @@ void CheckId(const ConfigTable& table, std::string_view key, const std::optional
   if (!id) return;
   Status s = sparkplug::ValidateId(*id, key);
   if (!s.ok()) table.Error(key, s.message());
-}
-
-void ParseMqtt(const ConfigTable& t, EdgeConfig& cfg) {
-  t.RejectUnknownKeys({"url", "client_id", "keepalive_s", "username", "password", "ca_file",
-                       "cert_file", "key_file"});
-  if (auto url = t.RequireString("url")) {
-    cfg.mqtt_url = *url;
-    auto broker = mqtt::ParseBrokerUrl(*url);
-    if (broker.ok()) {
-      cfg.mqtt.broker = *broker;
-    } else {
-      t.Error("url", broker.status().message());
-    }
-  }
-  cfg.mqtt.client_id = t.GetString("client_id", "");
-  cfg.mqtt.keepalive_s = static_cast<int>(t.GetInt("keepalive_s", 30, 5, 3600));
-  cfg.mqtt.username = t.GetString("username", "");
-  cfg.mqtt.password = t.GetString("password", "");
-  cfg.mqtt.ca_file = t.GetString("ca_file", "");
-  cfg.mqtt.cert_file = t.GetString("cert_file", "");
-  cfg.mqtt.key_file = t.GetString("key_file", "");
-  if (cfg.mqtt.cert_file.empty() != cfg.mqtt.key_file.empty()) {
-    t.Error(cfg.mqtt.cert_file.empty() ? "key_file" : "cert_file",
-            "cert_file and key_file go together");
-  }
-  if (!cfg.mqtt.broker.tls && (!cfg.mqtt.ca_file.empty() || !cfg.mqtt.cert_file.empty())) {
-    t.Error("ca_file", "TLS files are set but the url is not mqtts://");
-  }
 }
 
 void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& next_id,
@@ -203,7 +176,7 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
     root.Error("node", "missing required table [node] with group_id and edge_node_id");
   }
   if (auto m = root.GetTable("mqtt")) {
-    ParseMqtt(*m, cfg);
+    cfg.mqtt_url = mqtt::ParseMqttTable(*m, cfg.mqtt);
   } else {
     root.Error("mqtt", "missing required table [mqtt] with url");
   }

@@ -158,9 +158,9 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       std::vector<std::string> topics = node_.CommandTopics();
       if (!state_topic_.empty()) topics.push_back(state_topic_);
       for (const auto& topic : topics) {
-        Status s = client_->Subscribe(topic, 1);
-        if (!s.ok()) {
-          Lost(s.ToString());
+        auto mid = client_->Subscribe(topic, 1);
+        if (!mid.ok()) {
+          Lost(mid.status().ToString());
           return;
         }
       }
@@ -207,6 +207,8 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       barriers_.erase(it);
       break;
     }
+    case mqtt::Event::Kind::kSubscribed:
+      break;  // births do not wait for SUBACKs: the broker handles one connection in order
   }
 }
 

@@ -85,6 +85,10 @@ struct MqttClient::Impl {
     }
     impl->handler(std::move(e));
   }
+  static void OnSubscribe(mosquitto*, void* self, int mid, int, const int*) {
+    auto* impl = static_cast<Impl*>(self);
+    impl->handler(Event{Event::Kind::kSubscribed, 0, {}, {}, {}, mid});
+  }
   static void OnPublish(mosquitto*, void* self, int mid) {
     auto* impl = static_cast<Impl*>(self);
     impl->handler(Event{Event::Kind::kPublished, 0, {}, {}, {}, mid});
@@ -111,6 +115,7 @@ Result<std::unique_ptr<MqttClient>> MqttClient::Connect(const ClientOptions& opt
   mosquitto_disconnect_callback_set(mosq, &Impl::OnDisconnect);
   mosquitto_message_callback_set(mosq, &Impl::OnMessage);
   mosquitto_publish_callback_set(mosq, &Impl::OnPublish);
+  mosquitto_subscribe_callback_set(mosq, &Impl::OnSubscribe);
   if (!options.username.empty()) {
     int rc =
         mosquitto_username_pw_set(mosq, options.username.c_str(),
@@ -171,13 +176,14 @@ Result<int> MqttClient::Publish(std::string_view topic, std::string_view payload
   return UnavailableError(fmt::format("publish {}: {}", topic, mosquitto_strerror(rc)));
 }
 
-Status MqttClient::Subscribe(std::string_view topic_filter, int qos) {
+Result<int> MqttClient::Subscribe(std::string_view topic_filter, int qos) {
   const std::string t(topic_filter);
-  int rc = mosquitto_subscribe(impl_->mosq, nullptr, t.c_str(), qos);
+  int mid = 0;
+  int rc = mosquitto_subscribe(impl_->mosq, &mid, t.c_str(), qos);
   if (rc != MOSQ_ERR_SUCCESS) {
     return UnavailableError(fmt::format("subscribe {}: {}", topic_filter, mosquitto_strerror(rc)));
   }
-  return OkStatus();
+  return mid;
 }
 
 Status MqttClient::Disconnect() {

@@ -48,13 +48,13 @@ struct WillMessage {
 };
 
 struct Event {
-  enum class Kind { kConnected, kConnectFailed, kDisconnected, kMessage, kPublished };
+  enum class Kind { kConnected, kConnectFailed, kDisconnected, kMessage, kPublished, kSubscribed };
   Kind kind;
   int code = 0;         // CONNACK / disconnect reason, 0 = clean
   std::string detail;   // human-readable reason
   std::string topic;    // kMessage
   std::string payload;  // kMessage
-  int message_id = 0;   // kPublished: id returned by Publish
+  int message_id = 0;   // kPublished: id returned by Publish; kSubscribed: by Subscribe
 };
 
 using EventHandler = std::function<void(Event)>;
@@ -69,7 +69,8 @@ class Connection {
   // cannot queue more.
   virtual Result<int> Publish(std::string_view topic, std::string_view payload, int qos,
                               bool retain) = 0;
-  virtual Status Subscribe(std::string_view topic_filter, int qos) = 0;
+  // Sends SUBSCRIBE; a kSubscribed event with the returned message id follows the SUBACK.
+  virtual Result<int> Subscribe(std::string_view topic_filter, int qos) = 0;
   // Sends DISCONNECT (the broker discards the Will). Destroying a Connection without it
   // drops the link as if it were lost (the broker publishes the Will).
   virtual Status Disconnect() = 0;
@@ -98,7 +99,7 @@ class MqttClient final : public Connection {
 
   Result<int> Publish(std::string_view topic, std::string_view payload, int qos,
                       bool retain) override;
-  Status Subscribe(std::string_view topic_filter, int qos) override;
+  Result<int> Subscribe(std::string_view topic_filter, int qos) override;
   // Sends DISCONNECT and stops the network thread once it has gone out.
   Status Disconnect() override;
 

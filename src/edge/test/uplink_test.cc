@@ -108,9 +108,9 @@ class FakeBroker {
       if (qos > 0 && !held) b_.Ack(mid);  // PUBACK
       return mid;
     }
-    Status Subscribe(std::string_view topic, int qos) override {
+    Result<int> Subscribe(std::string_view topic, int qos) override {
       b_.Record({"subscribe", std::string(topic), {}, qos});
-      return OkStatus();
+      return ++mid_;
     }
     Status Disconnect() override {
       b_.Record({"disconnect", {}, {}, 0});

@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by the system tests and the demo
   mosquitto mosquitto-clients openssl curl
+  # headless browser of the dashboard's system test
+  chromium
 )
 # Node.js runs the system tests (independent Sparkplug decoder from npm).
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)

@@ -16,6 +16,13 @@ if [ ! -f tests/system/node_modules/.package-lock.json ] ||
   (cd tests/system && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+# uPlot for the web dashboard, which CMake embeds into kiln-server (web/CMakeLists.txt),
+# from the lockfile. Skipped when node_modules already matches it.
+if [ ! -f web/node_modules/.package-lock.json ] ||
+   [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 BUILD_DIR=${KILN_BUILD_DIR:-build/test}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DKILN_SANITIZE=address,undefined -DKILN_WERROR=ON -DKILN_BUILD_TESTS=ON >/dev/null

@@ -500,6 +500,75 @@ class Edge {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// kiln-server
+
+class Server {
+  constructor(env, config, name = 'kiln-server') {
+    this.env = env;
+    this.name = name;
+    this.config = config;
+    this.httpPort = null;
+    this.runs = 0;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  // Starts the server and waits until /health says it is connected to its broker (pass
+  // { connected: false } to wait only for the HTTP port).
+  async start({ timeoutMs = 10000, connected = true } = {}) {
+    this.runs += 1;
+    const listen = this.config.http && this.config.http.listen;
+    if (!listen || /:0$/.test(listen)) {
+      const port = await freePort();
+      this.config.http = { ...(this.config.http || {}), listen: `127.0.0.1:${port}` };
+    }
+    this.httpPort = Number(this.config.http.listen.split(':').pop());
+    this.configFile = path.join(this.env.dir, `${this.name}.toml`);
+    fs.writeFileSync(this.configFile, toToml(this.config) + '\n');
+    const proc = new Proc(`${this.name}#${this.runs}`, binPath('kiln-server'), ['--config', this.configFile],
+      { logFile: path.join(this.env.dir, `${this.name}.log`) });
+    this.proc = this.env.track(proc);
+    await waitFor(async () => {
+      proc.assertRunning();
+      try {
+        const r = await httpGet(this.httpPort, '/health', 1000);
+        return connected ? r.status === 200 : r.status === 200 || r.status === 503;
+      } catch {
+        return false;
+      }
+    }, timeoutMs, `${this.name} GET ${this.url}/health`, () => proc.tail());
+    return this;
+  }
+
+  // GET a path; resolves { status, body, json } (json when the body parses).
+  async get(urlPath, timeoutMs = 5000) {
+    const r = await httpGet(this.httpPort, urlPath, timeoutMs);
+    try { r.json = JSON.parse(r.body); } catch { r.json = undefined; }
+    return r;
+  }
+
+  // GET a JSON API path that must answer 200.
+  async api(urlPath) {
+    const r = await this.get(urlPath);
+    if (r.status !== 200) throw new Error(`GET ${urlPath} answered ${r.status}: ${r.body}`);
+    return r.json;
+  }
+
+  async metrics() {
+    const r = await httpGet(this.httpPort, '/metrics');
+    if (r.status !== 200) throw new Error(`/metrics answered ${r.status}: ${r.body}`);
+    return r.body;
+  }
+
+  async stop(sig = 'SIGTERM') {
+    if (this.proc) return this.proc.stop(sig);
+    return null;
+  }
+}
+
 // Runs a kiln binary to completion (for check/--help/--version).
 function runSync(name, args, opts = {}) {
   const r = spawnSync(binPath(name), args, { encoding: 'utf8', timeout: 15000, ...opts });
@@ -518,6 +587,7 @@ class Env {
     this.brokers = [];
     this.sims = [];
     this.edges = [];
+    this.servers = [];
     this.taps = [];
   }
 
@@ -563,6 +633,23 @@ class Env {
     return edge.start();
   }
 
+  // A server config with a storage dir in the temp dir; `extra` tables are merged in.
+  serverConfig({ broker, hostId = 'kiln', storage = {}, sparkplug = {}, extra = {} }) {
+    const cfg = {
+      mqtt: { url: broker.url },
+      sparkplug: { host_id: hostId, ...sparkplug },
+      storage: { path: path.join(this.dir, `server-${hostId}`), ...storage },
+      http: { listen: '127.0.0.1:0' },
+    };
+    return Object.assign(cfg, extra);
+  }
+
+  async startServer(config, name, opts) {
+    const server = new Server(this, config, name || `kiln-server${this.servers.length || ''}`);
+    this.servers.push(server);
+    return server.start(opts);
+  }
+
   // The tap lives in tap.js (needs the mqtt package); registered here for teardown/diagnostics.
   addTap(tap) {
     this.taps.push(tap);
@@ -575,7 +662,7 @@ class Env {
   async waitFor(predicate, timeoutMs, what) {
     try {
       return await waitFor(async () => {
-        for (const e of this.edges) if (e.proc && e.expectRunning !== false) e.proc.assertRunning();
+        for (const e of [...this.edges, ...this.servers]) if (e.proc && e.expectRunning !== false) e.proc.assertRunning();
         return predicate();
       }, timeoutMs, what, () => this.describe());
     } catch (e) {
@@ -590,6 +677,7 @@ class Env {
     for (const t of this.taps) parts.push(t.describe(60));
     for (const s of this.sims) if (s.proc) parts.push(s.proc.tail(15));
     for (const e of this.edges) if (e.proc) parts.push(e.proc.tail(40));
+    for (const e of this.servers) if (e.proc) parts.push(e.proc.tail(40));
     return parts.join('\n');
   }
 
@@ -599,6 +687,7 @@ class Env {
     }
     // Edges first (so they do not log broker errors), then sims, then brokers; kill anything left.
     for (const e of this.edges) await e.stop('SIGKILL').catch(() => {});
+    for (const e of this.servers) await e.stop('SIGKILL').catch(() => {});
     for (const s of this.sims) await s.stop().catch(() => {});
     for (const b of this.brokers) await b.stop().catch(() => {});
     for (const p of this.procs) {
@@ -632,5 +721,5 @@ async function withEnv(t, name, body) {
 
 module.exports = {
   BIN_DIR, REPO_ROOT, binPath, missingBinaries, waitFor, notifyChange, freePort, tcpAccepts, httpGet,
-  promValue, toToml, Proc, Mosquitto, Sim, Edge, Env, withEnv, runSync,
+  promValue, toToml, Proc, Mosquitto, Sim, Edge, Server, Env, withEnv, runSync,
 };

@@ -1,0 +1,288 @@
+#include "server/server.h"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "contract/sparkplug/state.h"
+#include "contract/sparkplug/topic.h"
+#include "core/backoff.h"
+#include "core/metrics.h"
+#include "historian/historian.h"
+#include "http/server.h"
+#include "mqtt/client.h"
+#include "server/api.h"
+#include "server/ingest.h"
+#include "server/live.h"
+#include "server/registry.h"
+
+namespace kiln::server {
+
+namespace {
+constexpr auto kStopTimeout = std::chrono::seconds(3);
+}  // namespace
+
+struct Server::Impl {
+  ServerConfig config;
+  const Clock& clock;
+  Logger log;
+  std::string state_topic;
+  std::unique_ptr<historian::Historian> historian;
+  std::unique_ptr<Registry> registry;
+  LiveHub live;
+  MetricsRegistry metrics;
+  std::unique_ptr<Ingest> ingest;
+  http::HttpServer http;
+
+  // The MQTT session: events other than data messages go to the session thread.
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::deque<mqtt::Event> events;
+  std::mutex client_mu;
+  mqtt::Connection* client = nullptr;  // guarded by client_mu; owned by the session thread
+  std::atomic<bool> connected{false};
+  std::jthread session;
+  Counter* connects = nullptr;
+
+  Impl(const ServerConfig& cfg, LogSink& sink, const Clock& c)
+      : config(cfg), clock(c), log(sink, "server", cfg.log_level) {
+    sparkplug::Topic topic;
+    topic.type = sparkplug::MessageType::kState;
+    topic.host_id = config.host_id;
+    state_topic = sparkplug::BuildTopic(topic);
+  }
+
+  void OnEvent(mqtt::Event e) {
+    if (e.kind == mqtt::Event::Kind::kMessage && e.topic != state_topic) {
+      ingest->Enqueue(std::move(e.topic), std::move(e.payload));
+      return;
+    }
+    {
+      std::lock_guard lock(mu);
+      events.push_back(std::move(e));
+    }
+    cv.notify_all();
+  }
+
+  void PublishCommand(const std::string& topic, const std::string& payload) {
+    std::lock_guard lock(client_mu);
+    if (client == nullptr) return;
+    auto r = client->Publish(topic, payload, /*qos=*/0, /*retain=*/false);
+    if (!r.ok()) log.Warn("publish {}: {}", topic, r.status().ToString());
+  }
+
+  // Waits for the next session event until `deadline`; nullopt on timeout or stop.
+  std::optional<mqtt::Event> NextEvent(std::stop_token stop, MonoTime deadline) {
+    std::unique_lock lock(mu);
+    const auto wait = std::max(std::chrono::nanoseconds(0), deadline - clock.Monotonic());
+    if (!cv.wait_for(lock, stop, wait, [&] { return !events.empty(); })) return std::nullopt;
+    mqtt::Event e = std::move(events.front());
+    events.pop_front();
+    return e;
+  }
+
+  void RunSession(std::stop_token stop);
+  // One connection, from CONNECT to its loss or to Stop.
+  void RunConnection(std::stop_token stop);
+};
+
+void Server::Impl::RunSession(std::stop_token stop) {
+  Backoff backoff(std::chrono::milliseconds(500), std::chrono::seconds(30),
+                  static_cast<uint64_t>(clock.Now().time_since_epoch().count()));
+  while (!stop.stop_requested()) {
+    const bool was_up = connected.load();
+    RunConnection(stop);
+    if (stop.stop_requested()) break;
+    if (connected.exchange(false) || was_up) backoff.Reset();
+    // What the nodes published while we were away is unknown: sessions start over.
+    ingest->ResetSessions();
+    const auto wait = backoff.Next();
+    log.Info("reconnecting in {} ms", wait.count());
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, stop, wait, [] { return false; });
+  }
+}
+
+void Server::Impl::RunConnection(std::stop_token stop) {
+  {
+    std::lock_guard lock(mu);
+    events.clear();
+  }
+  // Sparkplug: the Will and the birth carry the same timestamp, the time of this CONNECT.
+  const uint64_t t = static_cast<uint64_t>(ToEpochMillis(clock.Now()));
+  const mqtt::WillMessage will{state_topic, sparkplug::BuildHostState({false, t}), 1, true};
+  auto made = mqtt::MqttClient::Connect(config.mqtt, will,
+                                        [this](mqtt::Event e) { OnEvent(std::move(e)); });
+  if (!made.ok()) {
+    log.Warn("MQTT {}: {}", config.mqtt_url, made.status().ToString());
+    return;
+  }
+  std::unique_ptr<mqtt::MqttClient> owned = std::move(*made);
+  {
+    std::lock_guard lock(client_mu);
+    client = owned.get();
+  }
+  auto drop_client = [&] {
+    {
+      std::lock_guard lock(client_mu);
+      client = nullptr;
+    }
+    owned.reset();
+  };
+  std::vector<int> pending_subacks;
+  bool born = false;
+  auto publish_birth = [&] {
+    auto r = owned->Publish(state_topic, sparkplug::BuildHostState({true, t}), 1, true);
+    if (!r.ok()) log.Warn("STATE birth: {}", r.status().ToString());
+  };
+  const MonoTime far = clock.Monotonic() + std::chrono::hours(24 * 365);
+  while (!stop.stop_requested()) {
+    auto e = NextEvent(stop, far);
+    if (!e) continue;
+    switch (e->kind) {
+      case mqtt::Event::Kind::kConnected: {
+        connected = true;
+        connects->Increment();
+        log.Info("connected to {} as {} (host {})", config.mqtt_url, config.mqtt.client_id,
+                 config.host_id);
+        // Sparkplug: subscribe to our own STATE and the namespace, then the birth.
+        std::vector<std::string> filters = {state_topic};
+        if (config.groups.empty()) {
+          filters.push_back(std::string(sparkplug::kNamespace) + "/#");
+        } else {
+          for (const auto& g : config.groups) {
+            filters.push_back(fmt::format("{}/{}/#", sparkplug::kNamespace, g));
+          }
+        }
+        for (size_t i = 0; i < filters.size(); ++i) {
+          auto mid = owned->Subscribe(filters[i], i == 0 ? 1 : 0);
+          if (!mid.ok()) {
+            log.Warn("subscribe {}: {}", filters[i], mid.status().ToString());
+            drop_client();
+            return;
+          }
+          pending_subacks.push_back(*mid);
+        }
+        break;
+      }
+      case mqtt::Event::Kind::kSubscribed:
+        std::erase(pending_subacks, e->message_id);
+        if (pending_subacks.empty() && !born) {
+          born = true;
+          publish_birth();
+        }
+        break;
+      case mqtt::Event::Kind::kMessage: {
+        auto state = sparkplug::ParseHostState(e->payload);
+        if (!state.ok()) {
+          log.Warn("{}: malformed STATE: {}", state_topic, state.status().ToString());
+        } else if (!state->online && born) {
+          // Sparkplug: a foreign offline STATE of ours is answered with our birth again.
+          log.Info("{} says offline (timestamp {}): publishing the birth again", state_topic,
+                   state->timestamp);
+          publish_birth();
+        } else if (state->online && state->timestamp != t) {
+          log.Warn(
+              "{}: an online STATE with timestamp {} that this host did not send: is "
+              "another host using host_id '{}'?",
+              state_topic, state->timestamp, config.host_id);
+        }
+        break;
+      }
+      case mqtt::Event::Kind::kConnectFailed:
+      case mqtt::Event::Kind::kDisconnected:
+        log.Warn("MQTT {}: {}", config.mqtt_url, e->detail);
+        drop_client();
+        return;
+      case mqtt::Event::Kind::kPublished:
+        break;
+    }
+  }
+  // Stop: the death STATE with the current time, then DISCONNECT.
+  if (born) {
+    const uint64_t now = static_cast<uint64_t>(ToEpochMillis(clock.Now()));
+    auto mid = owned->Publish(state_topic, sparkplug::BuildHostState({false, now}), 1, true);
+    const MonoTime deadline = clock.Monotonic() + kStopTimeout;
+    while (mid.ok()) {
+      auto e = NextEvent(std::stop_token(), deadline);
+      if (!e || (e->kind == mqtt::Event::Kind::kPublished && e->message_id == *mid)) break;
+      if (e->kind == mqtt::Event::Kind::kDisconnected) break;
+    }
+    owned->Disconnect().IgnoreError();
+  }
+  drop_client();
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Stop(); }
+
+Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSink& sink,
+                                               const Clock& clock) {
+  auto impl = std::make_unique<Impl>(config, sink, clock);
+  std::error_code ec;
+  std::filesystem::create_directories(config.storage_path, ec);
+  if (ec) {
+    return UnavailableError(
+        fmt::format("[storage] path {}: {}", config.storage_path, ec.message()));
+  }
+  historian::HistorianOptions ho;
+  ho.dir = std::filesystem::path(config.storage_path) / "historian";
+  ho.retention = config.retention;
+  ho.wal_sync = config.wal_sync;
+  ho.wal_sync_interval = config.wal_sync_interval;
+  ho.log = &sink;
+  KILN_ASSIGN_OR_RETURN(impl->historian, historian::Historian::Open(ho));
+  KILN_ASSIGN_OR_RETURN(impl->registry,
+                        Registry::Open(std::filesystem::path(config.storage_path) / "registry.db"));
+  Impl* raw = impl.get();
+  impl->ingest = std::make_unique<Ingest>(
+      *impl->historian, *impl->registry, impl->live, clock, impl->log.Child("ingest"), config.host,
+      [raw](const std::string& topic, const std::string& payload) {
+        raw->PublishCommand(topic, payload);
+      });
+  impl->connects =
+      &impl->metrics.GetCounter("kiln_server_mqtt_connects_total", "MQTT connections established");
+  impl->ingest->ExportMetrics(impl->metrics);
+  ExportHistorianMetrics(*impl->historian, impl->metrics);
+  impl->metrics.AddGaugeCallback("kiln_server_mqtt_connected", "1 while connected to the broker",
+                                 {}, [raw] { return raw->connected.load() ? 1.0 : 0.0; });
+  impl->metrics.AddGaugeCallback("kiln_server_stream_dropped_total",
+                                 "live events lost by slow /api/v1/stream clients", {},
+                                 [raw] { return static_cast<double>(raw->live.dropped()); });
+  ApiContext api{*impl->historian, *impl->registry, impl->live,
+                 impl->metrics,    config.host_id,  [raw] { return raw->connected.load(); }};
+  RegisterApi(impl->http, api);
+  KILN_RETURN_IF_ERROR(impl->http.Start(config.http_listen));
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+void Server::Start() {
+  impl_->ingest->Start();
+  impl_->session =
+      std::jthread([impl = impl_.get()](std::stop_token stop) { impl->RunSession(stop); });
+  impl_->log.Info("kiln-server host {}: REST and dashboard on http://{}:{}/", impl_->config.host_id,
+                  impl_->config.http_listen.substr(0, impl_->config.http_listen.rfind(':')),
+                  impl_->http.port());
+}
+
+void Server::Stop() {
+  if (!impl_) return;
+  if (impl_->session.joinable()) {
+    impl_->session.request_stop();
+    impl_->cv.notify_all();
+    impl_->session.join();
+  }
+  impl_->http.Stop();
+  impl_->ingest->Stop();
+  Status s = impl_->historian->Flush();
+  if (!s.ok()) impl_->log.Error("historian flush: {}", s.ToString());
+}
+
+uint16_t Server::http_port() const { return impl_->http.port(); }
+
+}  // namespace kiln::server

@@ -139,9 +139,11 @@ Status SetValue(PbMessage& m, const Value& v) {
       v.storage());
 }
 
-// Decodes the value fields common to Metric and PropertyValue according to `type`.
+// Decodes the value fields common to Metric and PropertyValue according to `type`. Errors
+// say what is wrong, not where: the caller adds that (only on error, since building a
+// description for every metric costs more than decoding it).
 template <typename PbMessage>
-Result<Value> GetValue(const PbMessage& m, DataType type, std::string_view what) {
+Result<Value> GetValue(const PbMessage& m, DataType type) {
   const auto vt = ValueTypeFor(type);
   if (!vt) return Value();
   const bool has_int = m.has_int_value();
@@ -152,8 +154,8 @@ Result<Value> GetValue(const PbMessage& m, DataType type, std::string_view what)
     return std::nullopt;
   };
   auto mismatch = [&]() {
-    return InvalidArgumentError(fmt::format("{}: value field does not match datatype {}", what,
-                                            static_cast<uint32_t>(type)));
+    return InvalidArgumentError(
+        fmt::format("value field does not match datatype {}", static_cast<uint32_t>(type)));
   };
   switch (*vt) {
     case ValueType::kInt8:
@@ -304,8 +306,9 @@ Result<Payload> Decoder::Decode(std::string_view bytes) {
     m.is_historical = pm.is_historical();
     m.is_transient = pm.is_transient();
     m.is_null = pm.is_null();
-    const std::string what =
-        m.name ? fmt::format("metric '{}'", *m.name) : fmt::format("metric #{}", i);
+    auto what = [&] {
+      return m.name ? fmt::format("metric '{}'", *m.name) : fmt::format("metric #{}", i);
+    };
     if (pm.has_bytes_value()) m.bytes_value = pm.bytes_value();
     if (!m.is_null) {
       DataType dt = m.datatype.value_or(DataType::kUnknown);
@@ -324,12 +327,14 @@ Result<Payload> Decoder::Decode(std::string_view bytes) {
         else if (pm.has_string_value())
           dt = DataType::kString;
       }
-      KILN_ASSIGN_OR_RETURN(m.value, GetValue(pm, dt, what));
+      auto value = GetValue(pm, dt);
+      if (!value.ok()) return value.status().WithContext(what());
+      m.value = std::move(*value);
     }
     if (pm.has_properties()) {
       const auto& ps = pm.properties();
       if (ps.keys_size() != ps.values_size()) {
-        return InvalidArgumentError(fmt::format("{}: {} property keys but {} values", what,
+        return InvalidArgumentError(fmt::format("{}: {} property keys but {} values", what(),
                                                 ps.keys_size(), ps.values_size()));
       }
       for (int k = 0; k < ps.keys_size(); ++k) {
@@ -341,8 +346,11 @@ Result<Payload> Decoder::Decode(std::string_view bytes) {
         }
         Property prop{ps.keys(k), type, Value()};
         if (!pv.is_null()) {
-          KILN_ASSIGN_OR_RETURN(
-              prop.value, GetValue(pv, type, fmt::format("{} property '{}'", what, ps.keys(k))));
+          auto value = GetValue(pv, type);
+          if (!value.ok()) {
+            return value.status().WithContext(fmt::format("{} property '{}'", what(), ps.keys(k)));
+          }
+          prop.value = std::move(*value);
         }
         m.properties.push_back(std::move(prop));
       }

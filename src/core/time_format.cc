@@ -56,6 +56,8 @@ Result<Timestamp> ParseRfc3339(std::string_view s) {
   const year_month_day ymd{year(y), month(static_cast<unsigned>(mo)),
                            day(static_cast<unsigned>(d))};
   if (!ymd.ok()) return Bad(s, "no such date");
+  // A Timestamp counts nanoseconds in an int64: about 1678..2261.
+  if (y < 1700 || y > 2250) return Bad(s, "the year must be within 1700..2250");
   if (h > 23 || mi > 59 || sec > 59) return Bad(s, "hour, minute or second out of range");
   size_t pos = 19;
   nanoseconds frac{0};
@@ -92,6 +94,19 @@ Result<Timestamp> ParseRfc3339(std::string_view s) {
   return Timestamp(date.time_since_epoch() + hours(h) + minutes(mi) + seconds(sec) + frac - offset);
 }
 
+namespace {
+
+// Times beyond this many ms from the epoch (about the year 2255) are refused: a Timestamp
+// counts nanoseconds in an int64.
+constexpr int64_t kMaxAbsEpochMs = 9'000'000'000'000;
+
+Status OutOfRange(std::string_view text) {
+  return InvalidArgumentError(
+      fmt::format("'{}' is out of range (years 1685..2255 are supported)", text));
+}
+
+}  // namespace
+
 Result<Timestamp> ParseTimeArg(std::string_view text, Timestamp now) {
   if (text.empty()) return InvalidArgumentError("empty time");
   if (text == "now") return now;
@@ -103,12 +118,20 @@ Result<Timestamp> ParseTimeArg(std::string_view text, Timestamp now) {
     if (!d.ok()) {
       return InvalidArgumentError(fmt::format("'{}': {}", text, d.status().message()));
     }
-    return rel[0] == '-' ? now - *d : now + *d;
+    // In ms, checked: a Timestamp (int64 ns) holds only about 1678..2261.
+    const int64_t now_ms = ToEpochMillis(now);
+    if (d->count() > kMaxAbsEpochMs) return OutOfRange(text);
+    const int64_t ms = rel[0] == '-' ? now_ms - d->count() : now_ms + d->count();
+    if (ms > kMaxAbsEpochMs || ms < -kMaxAbsEpochMs) return OutOfRange(text);
+    return FromEpochMillis(ms);
   }
   int64_t ms = 0;
   const char* end = text.data() + text.size();
   const auto [p, ec] = std::from_chars(text.data(), end, ms);
-  if (ec == std::errc() && p == end) return FromEpochMillis(ms);
+  if (ec == std::errc() && p == end) {
+    if (ms > kMaxAbsEpochMs || ms < -kMaxAbsEpochMs) return OutOfRange(text);
+    return FromEpochMillis(ms);
+  }
   auto t = ParseRfc3339(text);
   if (t.ok()) return t;
   return InvalidArgumentError(fmt::format(

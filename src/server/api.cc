@@ -39,10 +39,12 @@ int ErrorId(StatusCode code) {
       return 1005;
     case StatusCode::kUnavailable:
       return 3001;
+    case StatusCode::kDeadlineExceeded:
+      return 1006;
     case StatusCode::kDataLoss:
       return 3002;
     default:
-      return 1000;
+      return 1000;  // internal
   }
 }
 
@@ -58,7 +60,9 @@ int HttpStatus(StatusCode code) {
     case StatusCode::kUnimplemented:
       return 501;
     case StatusCode::kResourceExhausted:
-      return 429;
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 408;
     case StatusCode::kUnavailable:
       return 503;
     case StatusCode::kPermissionDenied:
@@ -266,7 +270,7 @@ Response Metrics(const ApiContext& ctx, const Request& req) {
 
 Result<std::string> Query(const ApiContext& ctx, const Request& req) {
   KILN_ASSIGN_OR_RETURN(historian::SeriesInfo info, MetricParam(ctx, req));
-  const Timestamp now = SystemClock().Now();
+  const Timestamp now = ctx.clock.Now();
   KILN_ASSIGN_OR_RETURN(int64_t from, TimeParam(req, "from", "-1h", now));
   KILN_ASSIGN_OR_RETURN(int64_t to, TimeParam(req, "to", "now", now));
   if (to <= from) {
@@ -445,10 +449,13 @@ Response ErrorResponse(const Status& status) {
 void RegisterApi(http::HttpServer& http, ApiContext context) {
   auto ctx = std::make_shared<const ApiContext>(std::move(context));
   http.SetErrorHandler([](int status, std::string_view message) {
-    StatusCode code = StatusCode::kInvalidArgument;
+    StatusCode code = StatusCode::kInvalidArgument;  // 400 and the other 4xx
     if (status == 404) code = StatusCode::kNotFound;
     if (status == 405) code = StatusCode::kFailedPrecondition;
+    if (status == 408) code = StatusCode::kDeadlineExceeded;
     if (status == 413 || status == 431 || status == 503) code = StatusCode::kResourceExhausted;
+    if (status == 500) code = StatusCode::kInternal;
+    if (status == 501 || status == 505) code = StatusCode::kUnimplemented;
     Response r = ErrorResponse(Status(code, std::string(message)));
     r.status = status;
     return r;

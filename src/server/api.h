@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "core/clock.h"
 #include "core/metrics.h"
 #include "historian/historian.h"
 #include "http/server.h"
@@ -18,6 +19,7 @@ struct ApiContext {
   Registry& registry;
   LiveHub& live;
   MetricsRegistry& metrics;
+  const Clock& clock;  // "now" of relative times
   std::string host_id;
   std::function<bool()> mqtt_connected;
 };

@@ -12,6 +12,8 @@ namespace {
 
 constexpr std::string_view kRebirthMetric = "Node Control/Rebirth";
 constexpr std::string_view kBdSeqMetric = "bdSeq";
+// How far behind the last seq a message may be and still count as a repeat, not a gap.
+constexpr uint8_t kRepeatWindow = 16;
 
 std::optional<uint64_t> BdSeqOf(const sparkplug::Payload& p) {
   for (const auto& m : p.metrics) {
@@ -136,8 +138,10 @@ bool PrimaryHost::CheckSeq(Node& node, const sparkplug::Payload& p, std::string_
   }
   ++stats_.seq_reorders;
   if (node.missing.erase(seq) > 0) return true;  // late, but within the reorder timeout
-  const auto ahead = static_cast<uint8_t>(seq - node.expected_seq);
-  if (ahead < 128) {
+  // A seq just behind the last one is a repeat (at-least-once delivery) and is processed;
+  // anything else is ahead, however far: a burst of up to 255 lost messages is a gap too.
+  const auto behind = static_cast<uint8_t>(node.expected_seq - 1 - seq);
+  if (behind >= kRepeatWindow) {
     const MonoTime deadline = clock_.Monotonic() + options_.reorder_timeout;
     for (uint8_t s = node.expected_seq; s != seq; ++s) node.missing.emplace(s, deadline);
     log_.Debug("{}: {} seq {} while {} was expected; waiting {} ms for the missing ones",
@@ -179,7 +183,18 @@ std::optional<MonoTime> PrimaryHost::NextDeadline() const {
 }
 
 void PrimaryHost::ResetSessions() {
+  const int64_t now = NowMs();
   for (auto& [key, node] : nodes_) {
+    if (node->online) {
+      // What the node did meanwhile is unknown: offline, its values stale, until it is born
+      // again.
+      std::vector<MetricInfo*> stale = node->metrics;
+      for (auto& [id, dev] : node->devices) {
+        stale.insert(stale.end(), dev.metrics.begin(), dev.metrics.end());
+      }
+      log_.Info("{}: session reset (the host lost its broker connection)", key.Name());
+      listener_.OnDeath(key, {}, stale, now);
+    }
     node->online = false;
     node->last_rebirth_request.reset();  // a request may have been lost with the connection
     node->missing.clear();
@@ -267,6 +282,7 @@ void PrimaryHost::HandleBirth(Node& node, const sparkplug::Payload& p, std::stri
     // The NBIRTH's seq (0 by the specification; tolerated otherwise) starts the count.
     node.online = true;
     node.bdseq = *bdseq;
+    node.last_rebirth_request.reset();  // answered: a gap from now on may ask again
     node.expected_seq = static_cast<uint8_t>(*p.seq + 1);
     node.missing.clear();
     node.metrics.clear();

@@ -113,8 +113,9 @@ class PrimaryHost {
   void Tick();
   // The earliest reorder deadline, if any (to sleep until it).
   std::optional<MonoTime> NextDeadline() const;
-  // Forgets every session (the host lost its broker connection: what happens meanwhile is
-  // unknown, so the next message of each node starts over with a rebirth if needed).
+  // Ends every session (the host lost its broker connection: what happens meanwhile is
+  // unknown): each open node is reported dead at host time (OnDeath, its values stale), and
+  // its next message starts over with a rebirth request.
   void ResetSessions();
 
   const HostStats& stats() const { return stats_; }

@@ -13,8 +13,16 @@ namespace {
 using historian::SeriesKind;
 using sparkplug::DataType;
 
-constexpr uint64_t kNoSeries = UINT64_MAX;
+// MetricInfo::user_data: the series id in the low 32 bits and its kind above, or one of:
+constexpr auto kEnqueueWait = std::chrono::milliseconds(2000);
+
+constexpr uint64_t kNoSeries = UINT64_MAX;       // not resolved since the last birth
 constexpr uint64_t kNotStored = UINT64_MAX - 1;  // a type the historian does not keep
+
+uint64_t SeriesData(historian::SeriesId id, SeriesKind kind) {
+  return (static_cast<uint64_t>(kind) << 32) | id;
+}
+SeriesKind KindOf(uint64_t user_data) { return static_cast<SeriesKind>(user_data >> 32); }
 
 // The series kind for a Sparkplug datatype; nullopt for types that are not stored.
 std::optional<SeriesKind> KindFor(DataType type, const contract::Value& value) {
@@ -78,6 +86,11 @@ Ingest::Ingest(historian::Historian& historian, Registry& registry, LiveHub& liv
 Ingest::~Ingest() { Stop(); }
 
 void Ingest::Start() {
+  if (thread_.joinable()) return;
+  {
+    std::lock_guard lock(mu_);
+    running_ = true;
+  }
   thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
 }
 
@@ -86,11 +99,26 @@ void Ingest::Stop() {
   thread_.request_stop();
   cv_.notify_all();
   thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+  }
+  space_cv_.notify_all();
 }
 
 void Ingest::Enqueue(std::string topic, std::string payload) {
   std::unique_lock lock(mu_);
-  space_cv_.wait(lock, [&] { return queue_.size() < max_queue_ || !thread_.joinable(); });
+  // Called on the MQTT network thread: wait a little for room (back-pressure), but not so
+  // long that the connection's keep-alive suffers; then the message is dropped and counted.
+  if (!space_cv_.wait_for(lock, kEnqueueWait,
+                          [&] { return queue_.size() < max_queue_ || !running_; })) {
+    ++stats_.dropped;
+    lock.unlock();
+    KILN_LOG_RATE_LIMITED(log_, limiter_, LogLevel::kError, "queue",
+                          "ingest queue full ({} messages) for {} ms: a message on {} dropped",
+                          max_queue_, kEnqueueWait.count(), topic);
+    return;
+  }
   queue_.push_back({Message::Kind::kData, std::move(topic), std::move(payload), 0});
   const bool was_empty = queue_.size() == 1;
   lock.unlock();
@@ -110,7 +138,7 @@ void Ingest::Sync() {
   const uint64_t ticket = ++next_ticket_;
   queue_.push_back({Message::Kind::kSync, {}, {}, ticket});
   cv_.notify_one();
-  space_cv_.wait(lock, [&] { return done_ticket_ >= ticket || !thread_.joinable(); });
+  space_cv_.wait(lock, [&] { return done_ticket_ >= ticket || !running_; });
 }
 
 HostStats Ingest::host_stats() const {
@@ -126,6 +154,7 @@ IngestStats Ingest::stats() const {
 }
 
 void Ingest::Run(std::stop_token stop) {
+  stop_ = stop;
   std::deque<Message> work;
   while (true) {
     {
@@ -170,19 +199,40 @@ void Ingest::Run(std::stop_token stop) {
   }
 }
 
+bool Ingest::AppendWithRetry() {
+  Status s = historian_.Append(batch_);
+  // Unavailable and ResourceExhausted (a WAL write failed: disk full, an I/O error) are
+  // retried with backoff, so nothing received is dropped while storage recovers; ingestion
+  // stalls meanwhile and the queue fills (back-pressure), which /metrics shows.
+  auto delay = std::chrono::milliseconds(100);
+  while (!s.ok() &&
+         (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kResourceExhausted) &&
+         !stop_.stop_requested()) {
+    KILN_LOG_RATE_LIMITED(log_, limiter_, LogLevel::kError, "append",
+                          "cannot store {} values, retrying in {} ms: {}", batch_.size(),
+                          delay.count(), s.ToString());
+    {
+      std::unique_lock lock(mu_);
+      ++stats_.store_errors;
+      cv_.wait_for(lock, stop_, delay, [] { return false; });
+    }
+    delay = std::min(delay * 2, std::chrono::milliseconds(5000));
+    s = historian_.Append(batch_);
+  }
+  std::lock_guard lock(mu_);
+  if (s.ok()) {
+    stats_.points += batch_.size();
+    return true;
+  }
+  stats_.store_errors += 1;
+  stats_.lost += batch_.size();
+  log_.Error("{} values lost: {}", batch_.size(), s.ToString());
+  return false;
+}
+
 void Ingest::FlushPoints() {
   if (!batch_.empty()) {
-    Status s = historian_.Append(batch_);
-    std::lock_guard lock(mu_);
-    if (s.ok()) {
-      stats_.points += batch_.size();
-    } else {
-      stats_.store_errors += 1;
-    }
-    if (!s.ok()) {
-      KILN_LOG_RATE_LIMITED(log_, limiter_, LogLevel::kError, "append",
-                            "cannot store {} values: {}", batch_.size(), s.ToString());
-    }
+    AppendWithRetry();
     batch_.clear();
   }
   if (!events_.empty()) {
@@ -193,38 +243,48 @@ void Ingest::FlushPoints() {
 
 void Ingest::OnValue(MetricInfo& metric, const sparkplug::Metric& m, int64_t t_ms,
                      contract::Quality quality) {
-  if (metric.user_data == kNotStored) {
-    std::lock_guard lock(mu_);
-    ++stats_.unsupported;
-    return;
-  }
-  std::optional<SeriesKind> kind = KindFor(metric.datatype, m.value);
+  const std::optional<SeriesKind> kind = KindFor(metric.datatype, m.value);
   if (!kind) {
-    metric.user_data = kNotStored;
-    log_.Info("{}: {} values are not stored", metric.path, DataTypeName(metric.datatype));
+    if (metric.user_data != kNotStored) {
+      log_.Info("{}: {} values are not stored", metric.path, DataTypeName(metric.datatype));
+      metric.user_data = kNotStored;  // until its next birth
+    }
     std::lock_guard lock(mu_);
     ++stats_.unsupported;
     return;
   }
-  if (metric.user_data == kNoSeries) {
+  if (metric.user_data == kNoSeries || metric.user_data == kNotStored ||
+      KindOf(metric.user_data) != *kind) {
     auto id = historian_.Series(metric.path, *kind);
     if (!id.ok()) {
+      // The series exists with the other kind: the birth changed the metric's type from
+      // text to number or back. Its values are refused loudly, never coerced (a contract
+      // change needs a new metric name).
       KILN_LOG_RATE_LIMITED(log_, limiter_, LogLevel::kError, metric.path,
-                            "{}: cannot create its series: {}", metric.path,
-                            id.status().ToString());
+                            "{}: {} values not stored: {}", metric.path,
+                            DataTypeName(metric.datatype), id.status().ToString());
+      metric.user_data = kNoSeries;
       std::lock_guard lock(mu_);
-      ++stats_.store_errors;
+      ++stats_.rejected;
       return;
     }
-    metric.user_data = *id;
+    metric.user_data = SeriesData(*id, *kind);
   }
-  const auto series = static_cast<historian::SeriesId>(metric.user_data);
+  const auto series = static_cast<historian::SeriesId>(metric.user_data & 0xffffffffu);
   const bool is_null = m.is_null || m.value.is_null();
   if (*kind == SeriesKind::kText) {
     historian::TextPoint p{t_ms, {}, quality.code(), is_null};
-    if (const auto* s = m.value.get_if<std::string>()) p.v = *s;
+    if (!is_null) {
+      const auto* str = m.value.get_if<std::string>();
+      p.v = str ? *str : m.value.ToString();
+    }
     Status s = historian_.AppendText(series, p);
-    if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    if (s.ok()) {
+      ++stats_.points;
+    } else {
+      ++stats_.store_errors;
+      ++stats_.lost;
       KILN_LOG_RATE_LIMITED(log_, limiter_, LogLevel::kError, metric.path, "{}: {}", metric.path,
                             s.ToString());
     }
@@ -249,51 +309,73 @@ void Ingest::OnValue(MetricInfo& metric, const sparkplug::Metric& m, int64_t t_m
 
 void Ingest::OnBirth(const NodeKey& node, std::string_view device, uint64_t bdseq,
                      std::span<MetricInfo* const> metrics, int64_t t_ms) {
+  // The birth may declare other types than the last one: resolve the series again.
+  for (MetricInfo* m : metrics) m->user_data = kNoSeries;
   Status s = registry_.Birth(node, device, bdseq, metrics, t_ms);
-  if (!s.ok()) log_.Error("registry: {}", s.ToString());
-  if (live_.HasSubscribers()) {
-    LiveEvent e{
-        "status", device.empty() ? node.Name() : node.Name() + "/" + std::string(device), {}};
-    json::Writer w(e.data);
-    w.BeginObject().Key("group").String(node.group).Key("node").String(node.node);
-    if (!device.empty()) w.Key("device").String(device);
-    w.Key("online").Bool(true).Key("t").Int(t_ms).EndObject();
-    events_.push_back(std::move(e));
+  if (!s.ok()) {
+    log_.Error("registry: {}", s.ToString());
+    std::lock_guard lock(mu_);
+    ++stats_.store_errors;
   }
+  PublishStatus(node, device, true, t_ms);
+}
+
+void Ingest::PublishStatus(const NodeKey& node, std::string_view device, bool online,
+                           int64_t t_ms) {
+  if (!live_.HasSubscribers()) return;
+  LiveEvent e{"status", device.empty() ? node.Name() : node.Name() + "/" + std::string(device), {}};
+  json::Writer w(e.data);
+  w.BeginObject().Key("group").String(node.group).Key("node").String(node.node);
+  if (!device.empty()) w.Key("device").String(device);
+  w.Key("online").Bool(online).Key("t").Int(t_ms).EndObject();
+  events_.push_back(std::move(e));
 }
 
 void Ingest::OnDeath(const NodeKey& node, std::string_view device,
                      std::span<MetricInfo* const> metrics, int64_t t_ms) {
   FlushPoints();  // the last values must be visible to Latest below
   Status s = registry_.Death(node, device, t_ms);
-  if (!s.ok()) log_.Error("registry: {}", s.ToString());
+  if (!s.ok()) {
+    log_.Error("registry: {}", s.ToString());
+    std::lock_guard lock(mu_);
+    ++stats_.store_errors;
+  }
+  // Each metric gets one more point: its last value, marked as no longer refreshed (a Bad
+  // value stays Bad). At the death time, or just after the last value when that is later
+  // (an edge clock ahead of the host's), so that it is the latest value either way.
+  const uint32_t stale = contract::status::kUncertainNoCommunicationLastUsableValue.code();
+  auto stale_quality = [&](uint32_t q) { return contract::Quality(q).IsBad() ? q : stale; };
   for (MetricInfo* m : metrics) {
     if (m->user_data >= kNotStored) continue;
-    const auto series = static_cast<historian::SeriesId>(m->user_data);
-    auto last = historian_.Latest(series);
-    if (!last || last->t >= t_ms) continue;
-    historian::Point p = *last;
-    p.t = t_ms;
-    if (!contract::Quality(p.q).IsBad()) {
-      p.q = contract::status::kUncertainNoCommunicationLastUsableValue.code();
+    const auto series = static_cast<historian::SeriesId>(m->user_data & 0xffffffffu);
+    contract::Value value;
+    uint32_t q = 0;
+    int64_t t = t_ms;
+    if (KindOf(m->user_data) == SeriesKind::kText) {
+      auto last = historian_.LatestText(series);
+      if (!last) continue;
+      t = std::max(t_ms, last->t + 1);
+      q = stale_quality(last->q);
+      historian::TextPoint p{t, last->v, q, last->is_null};
+      Status st = historian_.AppendText(series, p);
+      std::lock_guard lock(mu_);
+      st.ok() ? ++stats_.points : ++stats_.store_errors;
+      if (!last->is_null) value = contract::Value(last->v);
+    } else {
+      auto last = historian_.Latest(series);
+      if (!last) continue;
+      t = std::max(t_ms, last->t + 1);
+      q = stale_quality(last->q);
+      batch_.push_back({series, {t, last->v, q, last->is_null}});
+      if (!last->is_null) value = contract::Value(last->v);
     }
-    batch_.push_back({series, p});
     if (live_.HasSubscribers()) {
       LiveEvent e{"value", m->path, {}};
-      WriteValueEvent(e.data, m->path, t_ms, p.q,
-                      p.is_null ? contract::Value() : contract::Value(p.v));
+      WriteValueEvent(e.data, m->path, t, q, value);
       events_.push_back(std::move(e));
     }
   }
-  if (live_.HasSubscribers()) {
-    LiveEvent e{
-        "status", device.empty() ? node.Name() : node.Name() + "/" + std::string(device), {}};
-    json::Writer w(e.data);
-    w.BeginObject().Key("group").String(node.group).Key("node").String(node.node);
-    if (!device.empty()) w.Key("device").String(device);
-    w.Key("online").Bool(false).Key("t").Int(t_ms).EndObject();
-    events_.push_back(std::move(e));
-  }
+  PublishStatus(node, device, false, t_ms);
 }
 
 void Ingest::PublishCommand(const std::string& topic, const std::string& payload) {
@@ -342,8 +424,18 @@ void Ingest::ExportMetrics(MetricsRegistry& metrics) {
                            "values of types that are not stored", {},
                            [this] { return static_cast<double>(stats().unsupported); });
   metrics.AddGaugeCallback("kiln_server_store_errors_total",
-                           "historian or registry writes that failed", {},
+                           "historian or registry writes that failed (retries included)", {},
                            [this] { return static_cast<double>(stats().store_errors); });
+  metrics.AddGaugeCallback("kiln_server_ingest_dropped_total",
+                           "messages dropped because the ingest queue stayed full", {},
+                           [this] { return static_cast<double>(stats().dropped); });
+  metrics.AddGaugeCallback("kiln_server_rejected_values_total",
+                           "values refused: their birth changed the metric between text and "
+                           "number",
+                           {}, [this] { return static_cast<double>(stats().rejected); });
+  metrics.AddGaugeCallback("kiln_server_lost_values_total",
+                           "values not stored after a write failed for good", {},
+                           [this] { return static_cast<double>(stats().lost); });
 }
 
 }  // namespace kiln::server

@@ -3,15 +3,19 @@
 // every spBv1.0 message to Enqueue; one ingest thread drains the queue in batches, runs the
 // primary host state machine over them, and writes what it yields: values to the historian
 // (one Append per batch), births and deaths to the registry, live events to the LiveHub,
-// rebirth requests back to the broker. A full queue makes Enqueue wait (back-pressure on
-// the broker connection) rather than drop.
+// rebirth requests back to the broker. A full queue makes Enqueue wait up to 2 s
+// (back-pressure on the broker connection); beyond that the message is dropped and counted
+// (IngestStats::dropped), so that the MQTT keep-alive never starves. A historian write that
+// fails with a retryable error (a full disk) is retried with backoff, never dropped.
 //
 // Values are stored under their metric path. Numeric Sparkplug types (and Boolean,
 // DateTime) go to numeric series, String/Text/UUID to text series; DataSet, Template,
-// Bytes and File values are not stored (counted). When a node or device dies, each of its
-// metrics gets one more point at the death time: the last value with quality
-// UncertainNoCommunicationLastUsableValue (or the last Bad quality), so that history and
-// the latest value both show that the value is no longer being refreshed.
+// Bytes and File values are not stored (counted). A birth that changes a metric between
+// text and number is refused for that metric (counted in IngestStats::rejected, logged):
+// its history keeps one kind. When a node or device dies, each of its metrics gets one more
+// point at the death time (or just after its last value, if that is later): the last value
+// with quality UncertainNoCommunicationLastUsableValue (or the last Bad quality), so that
+// history and the latest value both show that the value is no longer being refreshed.
 // Thread-safe: Enqueue from any thread.
 #include <condition_variable>
 #include <cstdint>
@@ -34,9 +38,12 @@ namespace kiln::server {
 
 struct IngestStats {
   uint64_t queued = 0;        // messages waiting
-  uint64_t points = 0;        // values written to the historian
+  uint64_t dropped = 0;       // messages dropped: the queue stayed full
+  uint64_t points = 0;        // values written to the historian (stale marks included)
   uint64_t unsupported = 0;   // values of types that are not stored
-  uint64_t store_errors = 0;  // historian or registry writes that failed
+  uint64_t rejected = 0;      // values whose birth changed the metric between text and number
+  uint64_t store_errors = 0;  // historian or registry writes that failed (retries included)
+  uint64_t lost = 0;          // values not stored after a write failed for good
 };
 
 class Ingest final : private HostListener {
@@ -75,6 +82,9 @@ class Ingest final : private HostListener {
 
   void Run(std::stop_token stop);
   void FlushPoints();
+  // Appends batch_, retrying retryable errors until they pass or Stop. False: lost.
+  bool AppendWithRetry();
+  void PublishStatus(const NodeKey& node, std::string_view device, bool online, int64_t t_ms);
 
   // HostListener, on the ingest thread.
   void OnValue(MetricInfo& metric, const sparkplug::Metric& value, int64_t t_ms,
@@ -98,12 +108,14 @@ class Ingest final : private HostListener {
   std::condition_variable_any cv_;        // the ingest thread waits for messages
   std::condition_variable_any space_cv_;  // producers wait for room, Sync for progress
   std::deque<Message> queue_;
+  bool running_ = false;  // the thread runs (Start .. Stop)
   uint64_t next_ticket_ = 0;
   uint64_t done_ticket_ = 0;
   HostStats host_stats_;  // copied from host_ after each batch
   IngestStats stats_;
 
   // Ingest thread only.
+  std::stop_token stop_;
   std::vector<historian::PointWrite> batch_;
   std::vector<LiveEvent> events_;
   LogRateLimiter limiter_;

@@ -127,7 +127,9 @@ struct Registry::Db {
     return OkStatus();
   }
   static void Bind(sqlite3_stmt* stmt, int i, std::string_view s) {
-    sqlite3_bind_text(stmt, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    // A null pointer would bind SQL NULL; an empty view (the device of a node metric) is ''.
+    sqlite3_bind_text(stmt, i, s.data() != nullptr ? s.data() : "", static_cast<int>(s.size()),
+                      SQLITE_TRANSIENT);
   }
   static void Bind(sqlite3_stmt* stmt, int i, const std::string& s) {
     Bind(stmt, i, std::string_view(s));

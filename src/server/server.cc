@@ -44,6 +44,7 @@ struct Server::Impl {
   std::deque<mqtt::Event> events;
   std::mutex client_mu;
   mqtt::Connection* client = nullptr;  // guarded by client_mu; owned by the session thread
+  bool born = false;                   // guarded by client_mu: the STATE birth is out
   std::atomic<bool> connected{false};
   std::jthread session;
   Counter* connects = nullptr;
@@ -70,7 +71,12 @@ struct Server::Impl {
 
   void PublishCommand(const std::string& topic, const std::string& payload) {
     std::lock_guard lock(client_mu);
-    if (client == nullptr) return;
+    // Sparkplug: the STATE birth is the host's first publish on every connection. A command
+    // before it is dropped; edges that follow this host rebirth on its STATE anyway.
+    if (client == nullptr || !born) {
+      log.Info("not connected and born yet: {} not sent", topic);
+      return;
+    }
     auto r = client->Publish(topic, payload, /*qos=*/0, /*retain=*/false);
     if (!r.ok()) log.Warn("publish {}: {}", topic, r.status().ToString());
   }
@@ -130,14 +136,21 @@ void Server::Impl::RunConnection(std::stop_token stop) {
     {
       std::lock_guard lock(client_mu);
       client = nullptr;
+      born = false;
     }
     owned.reset();
   };
   std::vector<int> pending_subacks;
-  bool born = false;
+  bool published_birth = false;
   auto publish_birth = [&] {
+    std::lock_guard lock(client_mu);
     auto r = owned->Publish(state_topic, sparkplug::BuildHostState({true, t}), 1, true);
-    if (!r.ok()) log.Warn("STATE birth: {}", r.status().ToString());
+    if (!r.ok()) {
+      log.Warn("STATE birth: {}", r.status().ToString());
+      return false;
+    }
+    born = true;
+    return true;
   };
   const MonoTime far = clock.Monotonic() + std::chrono::hours(24 * 365);
   while (!stop.stop_requested()) {
@@ -171,21 +184,29 @@ void Server::Impl::RunConnection(std::stop_token stop) {
       }
       case mqtt::Event::Kind::kSubscribed:
         std::erase(pending_subacks, e->message_id);
-        if (pending_subacks.empty() && !born) {
-          born = true;
-          publish_birth();
+        if (pending_subacks.empty() && !published_birth) {
+          published_birth = true;
+          if (!publish_birth()) {
+            // Edges that follow this host would wait forever: start over.
+            drop_client();
+            return;
+          }
         }
         break;
       case mqtt::Event::Kind::kMessage: {
         auto state = sparkplug::ParseHostState(e->payload);
         if (!state.ok()) {
           log.Warn("{}: malformed STATE: {}", state_topic, state.status().ToString());
-        } else if (!state->online && born) {
+        } else if (!state->online && published_birth) {
           // Sparkplug: a foreign offline STATE of ours is answered with our birth again.
           log.Info("{} says offline (timestamp {}): publishing the birth again", state_topic,
                    state->timestamp);
-          publish_birth();
-        } else if (state->online && state->timestamp != t) {
+          if (!publish_birth()) {
+            drop_client();
+            return;
+          }
+        } else if (state->online && state->timestamp != t && published_birth) {
+          // (Before our birth it may be the retained STATE of this host's previous run.)
           log.Warn(
               "{}: an online STATE with timestamp {} that this host did not send: is "
               "another host using host_id '{}'?",
@@ -203,7 +224,7 @@ void Server::Impl::RunConnection(std::stop_token stop) {
     }
   }
   // Stop: the death STATE with the current time, then DISCONNECT.
-  if (born) {
+  if (published_birth) {
     const uint64_t now = static_cast<uint64_t>(ToEpochMillis(clock.Now()));
     auto mid = owned->Publish(state_topic, sparkplug::BuildHostState({false, now}), 1, true);
     const MonoTime deadline = clock.Monotonic() + kStopTimeout;
@@ -254,8 +275,10 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
   impl->metrics.AddGaugeCallback("kiln_server_stream_dropped_total",
                                  "live events lost by slow /api/v1/stream clients", {},
                                  [raw] { return static_cast<double>(raw->live.dropped()); });
-  ApiContext api{*impl->historian, *impl->registry, impl->live,
-                 impl->metrics,    config.host_id,  [raw] { return raw->connected.load(); }};
+  ApiContext api{
+      *impl->historian, *impl->registry, impl->live, impl->metrics, clock, config.host_id, [raw] {
+        return raw->connected.load();
+      }};
   RegisterApi(impl->http, api);
   KILN_RETURN_IF_ERROR(impl->http.Start(config.http_listen));
   return std::unique_ptr<Server>(new Server(std::move(impl)));

@@ -73,5 +73,17 @@ TEST(TimeFormatTest, TimeArgumentsTakeEveryDocumentedForm) {
   EXPECT_THAT(ParseTimeArg("", now), StatusIs(StatusCode::kInvalidArgument));
 }
 
+// A Timestamp counts nanoseconds in an int64: times it cannot hold are refused, never
+// wrapped (REST parameters come from anyone).
+TEST(TimeFormatTest, TimesATimestampCannotHoldAreRefused) {
+  const Timestamp now = At(1764208800000);
+  for (const char* t : {"99999999999999999", "-99999999999999999", "9000000000001", "-200000d",
+                        "now+300000d", "9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z"}) {
+    EXPECT_THAT(ParseTimeArg(t, now), StatusIs(StatusCode::kInvalidArgument)) << t;
+  }
+  EXPECT_THAT(ParseTimeArg("9000000000000", now), IsOk());
+  EXPECT_THAT(ParseTimeArg("-36500d", now), IsOk());
+}
+
 }  // namespace
 }  // namespace kiln

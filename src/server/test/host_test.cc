@@ -930,6 +930,34 @@ TEST_F(PrimaryHostTest, SeqBehindTheExpectedOneIsProcessedWithoutATimer) {
   EXPECT_THAT(listener_.commands, IsEmpty());
 }
 
+// A burst of 200 lost messages puts the next seq more than half the ring ahead: still a gap
+// (only a seq just behind the last one is a repeat).
+TEST_F(PrimaryHostTest, ABurstOfLostMessagesLongerThanHalfTheRingIsAGap) {
+  MakeHost({.reorder_timeout = 500ms, .rebirth_debounce = 5000ms});
+  BringOnline();  // next seq: 3
+  Send(Topic("NDATA"), TempData(static_cast<uint8_t>(3 + 200), 1.0));
+  ASSERT_TRUE(host_->NextDeadline().has_value());
+  clock_.Advance(500ms);
+  host_->Tick();
+  ASSERT_EQ(listener_.commands.size(), 1u);
+  EXPECT_EQ(host_->stats().seq_gaps, 200u);
+}
+
+// A rebirth answers the request: a gap right after it may ask again, debounce or not.
+TEST_F(PrimaryHostTest, ANodeBirthEndsTheDebounce) {
+  MakeHost({.reorder_timeout = 500ms, .rebirth_debounce = 5000ms});
+  BringOnline();
+  Send(Topic("NDATA"), TempData(5));  // 3, 4 missing
+  clock_.Advance(500ms);
+  host_->Tick();
+  ASSERT_EQ(listener_.commands.size(), 1u);
+  Send(Topic("NBIRTH"), NodeBirth(3));
+  Send(Topic("NDATA"), TempData(3));  // 1, 2 missing
+  clock_.Advance(500ms);
+  host_->Tick();
+  EXPECT_EQ(listener_.commands.size(), 2u);
+}
+
 TEST_F(PrimaryHostTest, NewNodeBirthClearsPendingGaps) {
   MakeHost({.reorder_timeout = 500ms, .rebirth_debounce = 5000ms});
   Send(Topic("NBIRTH"), NodeBirth(3));
@@ -1150,7 +1178,12 @@ TEST_F(PrimaryHostTest, ResetSessionsMakesDataDataBeforeBirth) {
   EXPECT_FALSE(host_->IsOnlineForTest(kNode));
   EXPECT_FALSE(host_->IsOnlineForTest(kNode, "D1"));
   EXPECT_FALSE(host_->NextDeadline().has_value());
-  EXPECT_THAT(listener_.deaths, IsEmpty()) << "what happened meanwhile is unknown";
+  // What happened meanwhile is unknown: the node is reported dead at host time, with every
+  // metric of its node and device births.
+  ASSERT_EQ(listener_.deaths.size(), 1u);
+  EXPECT_EQ(listener_.deaths[0].device, "");
+  EXPECT_EQ(listener_.deaths[0].t_ms, static_cast<uint64_t>(ToEpochMillis(clock_.Now())));
+  EXPECT_GE(listener_.deaths[0].paths.size(), 2u);
   listener_.Clear();
 
   Send(Topic("NDATA"), TempData(5));

@@ -58,6 +58,13 @@ void MetricsRegistry::AddGaugeCallback(std::string_view name, std::string_view h
   f.series.push_back(Series{labels, nullptr, nullptr, std::move(fn)});
 }
 
+void MetricsRegistry::AddCounterCallback(std::string_view name, std::string_view help,
+                                         const MetricLabels& labels, std::function<double()> fn) {
+  MutexLock lock(mu_);
+  Family& f = FamilyFor(name, help, Type::kCounter);
+  f.series.push_back(Series{labels, nullptr, nullptr, std::move(fn)});
+}
+
 namespace {
 
 std::string EscapeLabelValue(std::string_view v) {

@@ -45,6 +45,10 @@ class MetricsRegistry {
   Counter& GetCounter(std::string_view name, std::string_view help,
                       const MetricLabels& labels = {});
   Gauge& GetGauge(std::string_view name, std::string_view help, const MetricLabels& labels = {});
+  // A counter whose value is computed at scrape time (a total kept elsewhere, which only
+  // grows); the same rules as AddGaugeCallback.
+  void AddCounterCallback(std::string_view name, std::string_view help, const MetricLabels& labels,
+                          std::function<double()> fn);
   // A gauge whose value is computed at scrape time. `fn` must be thread-safe and must
   // outlive the registry or be removed by destroying the registry first.
   void AddGaugeCallback(std::string_view name, std::string_view help, const MetricLabels& labels,

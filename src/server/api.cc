@@ -508,9 +508,14 @@ void ExportHistorianMetrics(historian::Historian& historian, MetricsRegistry& me
       {"kiln_historian_write_errors_total", "failed writes", &HS::write_errors},
   };
   for (const Field& f : kFields) {
-    metrics.AddGaugeCallback(f.name, f.help, {}, [&historian, member = f.member] {
+    auto fn = [&historian, member = f.member] {
       return static_cast<double>(historian.stats().*member);
-    });
+    };
+    if (std::string_view(f.name).ends_with("_total")) {
+      metrics.AddCounterCallback(f.name, f.help, {}, fn);
+    } else {
+      metrics.AddGaugeCallback(f.name, f.help, {}, fn);
+    }
   }
 }
 

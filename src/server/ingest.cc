@@ -412,30 +412,31 @@ void Ingest::ExportMetrics(MetricsRegistry& metrics) {
        &HostStats::rebirths_debounced},
   };
   for (const Field& f : kHostFields) {
-    metrics.AddGaugeCallback(f.name, f.help, {}, [this, member = f.member] {
+    // Every host field is a total.
+    metrics.AddCounterCallback(f.name, f.help, {}, [this, member = f.member] {
       return static_cast<double>(host_stats().*member);
     });
   }
   metrics.AddGaugeCallback("kiln_server_ingest_queue", "messages waiting to be processed", {},
                            [this] { return static_cast<double>(stats().queued); });
-  metrics.AddGaugeCallback("kiln_server_points_stored_total", "values written to the historian", {},
-                           [this] { return static_cast<double>(stats().points); });
-  metrics.AddGaugeCallback("kiln_server_unsupported_values_total",
-                           "values of types that are not stored", {},
-                           [this] { return static_cast<double>(stats().unsupported); });
-  metrics.AddGaugeCallback("kiln_server_store_errors_total",
-                           "historian or registry writes that failed (retries included)", {},
-                           [this] { return static_cast<double>(stats().store_errors); });
-  metrics.AddGaugeCallback("kiln_server_ingest_dropped_total",
-                           "messages dropped because the ingest queue stayed full", {},
-                           [this] { return static_cast<double>(stats().dropped); });
-  metrics.AddGaugeCallback("kiln_server_rejected_values_total",
-                           "values refused: their birth changed the metric between text and "
-                           "number",
-                           {}, [this] { return static_cast<double>(stats().rejected); });
-  metrics.AddGaugeCallback("kiln_server_lost_values_total",
-                           "values not stored after a write failed for good", {},
-                           [this] { return static_cast<double>(stats().lost); });
+  metrics.AddCounterCallback("kiln_server_points_stored_total", "values written to the historian",
+                             {}, [this] { return static_cast<double>(stats().points); });
+  metrics.AddCounterCallback("kiln_server_unsupported_values_total",
+                             "values of types that are not stored", {},
+                             [this] { return static_cast<double>(stats().unsupported); });
+  metrics.AddCounterCallback("kiln_server_store_errors_total",
+                             "historian or registry writes that failed (retries included)", {},
+                             [this] { return static_cast<double>(stats().store_errors); });
+  metrics.AddCounterCallback("kiln_server_ingest_dropped_total",
+                             "messages dropped because the ingest queue stayed full", {},
+                             [this] { return static_cast<double>(stats().dropped); });
+  metrics.AddCounterCallback("kiln_server_rejected_values_total",
+                             "values refused: their birth changed the metric between text and "
+                             "number",
+                             {}, [this] { return static_cast<double>(stats().rejected); });
+  metrics.AddCounterCallback("kiln_server_lost_values_total",
+                             "values not stored after a write failed for good", {},
+                             [this] { return static_cast<double>(stats().lost); });
 }
 
 }  // namespace kiln::server

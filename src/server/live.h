@@ -3,6 +3,7 @@
 // streams of GET /api/v1/stream. Each subscriber has a bounded queue: a slow client loses
 // its oldest events (counted, and told so with a "dropped" event) instead of slowing
 // ingestion. Publishing costs one atomic load when nobody listens. Thread-safe.
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -42,7 +43,8 @@ class LiveHub {
     uint64_t dropped_ = 0;
   };
 
-  explicit LiveHub(size_t max_queue = 10000) : max_queue_(max_queue) {}
+  // Each subscriber keeps at most `max_queue` (at least 1) events.
+  explicit LiveHub(size_t max_queue = 10000) : max_queue_(std::max<size_t>(max_queue, 1)) {}
 
   // A new subscriber to events whose path starts with `prefix`; it stays subscribed until
   // the returned pointer is released.

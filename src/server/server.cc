@@ -272,9 +272,9 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
   ExportHistorianMetrics(*impl->historian, impl->metrics);
   impl->metrics.AddGaugeCallback("kiln_server_mqtt_connected", "1 while connected to the broker",
                                  {}, [raw] { return raw->connected.load() ? 1.0 : 0.0; });
-  impl->metrics.AddGaugeCallback("kiln_server_stream_dropped_total",
-                                 "live events lost by slow /api/v1/stream clients", {},
-                                 [raw] { return static_cast<double>(raw->live.dropped()); });
+  impl->metrics.AddCounterCallback("kiln_server_stream_dropped_total",
+                                   "live events lost by slow /api/v1/stream clients", {},
+                                   [raw] { return static_cast<double>(raw->live.dropped()); });
   ApiContext api{
       *impl->historian, *impl->registry, impl->live, impl->metrics, clock, config.host_id, [raw] {
         return raw->connected.load();

@@ -28,4 +28,12 @@ TEST(MetricsRegistryTest, EscapesLabelValues) {
 }
 
 }  // namespace
+TEST(MetricsRegistryTest, CounterCallbacksRenderAsCounters) {
+  MetricsRegistry m;
+  uint64_t total = 41;
+  m.AddCounterCallback("kiln_x_total", "things", {}, [&] { return static_cast<double>(++total); });
+  const std::string text = m.RenderPrometheus();
+  EXPECT_NE(text.find("# TYPE kiln_x_total counter\nkiln_x_total 42\n"), std::string::npos) << text;
+}
+
 }  // namespace kiln

@@ -553,7 +553,7 @@ TEST_F(IngestTest, ExportsItsCounters) {
   EXPECT_THAT(text, HasSubstr("kiln_server_ingest_queue 0\n"));
   EXPECT_THAT(text, HasSubstr("kiln_server_store_errors_total 0\n"));
   EXPECT_THAT(text, HasSubstr("kiln_server_rebirth_requests_total 0\n"));
-  EXPECT_THAT(text, HasSubstr("# TYPE kiln_server_points_stored_total gauge\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE kiln_server_points_stored_total counter\n"));
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <utility>
 
+#include "core/coding.h"
 #include "core/crc32c.h"
-#include "historian/internal/wal_bytes.h"
 
 namespace kiln::historian::internal {
 

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "core/mutex.h"
+#include "core/testing/capturing_sink.h"
+#include "core/testing/temp_dir.h"
 #include "historian/historian.h"
 #include "historian/test/historian_test_util.h"
 #include "testing/status_matchers.h"
@@ -20,10 +22,10 @@
 namespace kiln::historian {
 namespace {
 
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::IsOk;
-using testing::CapturingSink;
+using ::kiln::testing::TempDir;
 using testing::CheckChunks;
-using testing::TempDir;
 
 constexpr int kSeries = 3;
 

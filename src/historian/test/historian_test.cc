@@ -15,25 +15,27 @@
 #include <random>
 #include <thread>
 
+#include "core/testing/capturing_sink.h"
 #include "core/testing/fault_injection_env.h"
+#include "core/testing/temp_dir.h"
 #include "historian/test/historian_test_util.h"
 #include "testing/status_matchers.h"
 
 namespace kiln::historian {
 namespace {
 
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::FaultInjectionEnv;
 using ::kiln::testing::FileOp;
 using ::kiln::testing::IsOk;
 using ::kiln::testing::IsOkAndHolds;
 using ::kiln::testing::StatusIs;
-using testing::CapturingSink;
+using ::kiln::testing::TempDir;
 using testing::CheckChunks;
 using testing::ChunksOf;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-using testing::TempDir;
 
 constexpr uint32_t kBad = 0x80000000;
 constexpr uint32_t kUncertain = 0x40000000;

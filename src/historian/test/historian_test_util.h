@@ -1,20 +1,15 @@
 #pragma once
-// Helpers shared by the historian tests: a temporary directory per test, a log sink that keeps
-// lines, readable printing of points, and a look at the chunks table.
+// Helpers shared by the historian tests: readable printing of points and a look at the chunks
+// table. (Temporary directories and log capture: core/testing.)
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <unistd.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <ostream>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "core/log.h"
-#include "core/mutex.h"
 #include "historian/historian.h"
 
 namespace kiln::historian {
@@ -33,52 +28,6 @@ inline bool operator==(const Bucket& a, const Bucket& b) {
 }  // namespace kiln::historian
 
 namespace kiln::historian::testing {
-
-// A fresh directory under $TMPDIR (or /tmp), removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/kiln-historian-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Keeps every log line ("E ", "W " or "I " + message); thread-safe.
-class CapturingSink final : public LogSink {
- public:
-  void Write(LogLevel level, std::string_view, std::string_view message) override {
-    MutexLock lock(mu_);
-    lines_.push_back(std::string(level == LogLevel::kError     ? "E "
-                                 : level == LogLevel::kWarning ? "W "
-                                                               : "I ") +
-                     std::string(message));
-  }
-  std::vector<std::string> Matching(std::string_view part) const {
-    MutexLock lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& l : lines_) {
-      if (l.find(part) != std::string::npos) out.push_back(l);
-    }
-    return out;
-  }
-
- private:
-  mutable Mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // One row of the chunks table.
 struct ChunkRow {

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/coding.h"
 #include "core/crc32c.h"
-#include "historian/internal/wal_bytes.h"
 #include "historian/test/historian_test_util.h"
 
 namespace kiln::historian::internal {

@@ -1,12 +1,7 @@
 #include "http/server.h"
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -15,11 +10,16 @@
 #include <stdexcept>
 
 #include "core/json.h"
+#include "core/testing/capturing_sink.h"
+#include "http/testing/http_client.h"
 #include "testing/status_matchers.h"
 
 namespace kiln::http {
 namespace {
 
+using ::kiln::http::testing::HttpClient;
+using ::kiln::http::testing::kClientTimeout;
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::IsOk;
 using ::kiln::testing::StatusIs;
 using ::testing::ElementsAre;
@@ -29,105 +29,10 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 using SteadyClock = std::chrono::steady_clock;
-// Bounds every blocking step of the client so that a server bug fails a test instead of
-// hanging it. Generous: nothing in these tests waits for it when the server is right.
-constexpr auto kClientTimeout = std::chrono::seconds(5);
-
-// A raw HTTP client on a loopback socket.
-class Client {
- public:
-  explicit Client(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  }
-  ~Client() { Close(); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  void Send(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;  // The server may close early (413, 431): the test checks the answer.
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-
-  // Reads until `needle` has been received (returns everything up to and including it,
-  // keeping the rest buffered), or until EOF/timeout (returns what there is).
-  std::string ReadUntil(std::string_view needle) {
-    while (buf_.find(needle) == std::string::npos && Fill()) {
-    }
-    const size_t at = buf_.find(needle);
-    const size_t n = at == std::string::npos ? buf_.size() : at + needle.size();
-    std::string out = buf_.substr(0, n);
-    buf_.erase(0, n);
-    return out;
-  }
-
-  // Reads one response: the head and, unless `head_request`, Content-Length bytes of body.
-  std::string ReadResponse(bool head_request = false) {
-    std::string head = ReadUntil("\r\n\r\n");
-    size_t length = 0;
-    std::string lower = head;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (const size_t at = lower.find("\r\ncontent-length: "); at != std::string::npos) {
-      length = std::stoul(head.substr(at + 18));
-    }
-    if (head_request) return head;
-    while (buf_.size() < length && Fill()) {
-    }
-    const size_t n = std::min(length, buf_.size());
-    head += buf_.substr(0, n);
-    buf_.erase(0, n);
-    return head;
-  }
-
-  // Reads everything until the server closes the connection.
-  std::string ReadAll() {
-    while (Fill()) {
-    }
-    EXPECT_FALSE(timed_out_) << "the server did not close the connection";
-    return std::exchange(buf_, "");
-  }
-
-  // True when the server has closed the connection (EOF or reset) without sending more.
-  bool Closed() {
-    const bool more = Fill();
-    return !more && buf_.empty() && !timed_out_;
-  }
-
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  // Receives more bytes; false on EOF, error or timeout.
-  bool Fill() {
-    pollfd p{fd_, POLLIN, 0};
-    timed_out_ = false;
-    if (::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(kClientTimeout).count())) != 1) {
-      timed_out_ = true;
-      return false;
-    }
-    char chunk[4096];
-    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) return false;
-    buf_.append(chunk, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_;
-  std::string buf_;
-  bool timed_out_ = false;
-};
 
 // One request on a fresh connection with "Connection: close"; the whole answer.
 std::string RoundTrip(uint16_t port, std::string_view request) {
-  Client c(port);
+  HttpClient c(port);
   c.Send(request);
   return c.ReadAll();
 }
@@ -136,23 +41,6 @@ std::string BodyOf(const std::string& response) {
   const size_t at = response.find("\r\n\r\n");
   return at == std::string::npos ? "" : response.substr(at + 4);
 }
-
-// Collects log lines, for the assertions on what the server logs.
-class CapturingSink final : public LogSink {
- public:
-  void Write(LogLevel, std::string_view component, std::string_view message) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.push_back(std::string(component) + ": " + std::string(message));
-  }
-  std::vector<std::string> lines() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // Echoes the method, params, query and body as JSON.
 Response Echo(const Request& r) {
@@ -209,7 +97,7 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_GT(server_.port(), 0);
   }
 
-  CapturingSink sink_;
+  CapturingSink sink_{CapturingSink::Format::kComponent};
   HttpServer server_{ServerOptions{.logger = Logger(sink_, "http")}};
 };
 
@@ -225,7 +113,7 @@ TEST_F(HttpServerTest, ServesRegisteredRouteWithDecodedQuery) {
 }
 
 TEST_F(HttpServerTest, RoutesParamsPercentDecodedAfterSplitting) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("GET /api/v1/nodes/Plant%2F1/press%203?q=a+b%2Bc&flag HTTP/1.1\r\n\r\n");
   const json::Value v = EchoOf(c.ReadResponse());
   EXPECT_EQ(Str(v, "params", "group"), "Plant/1");
@@ -248,7 +136,7 @@ TEST_F(HttpServerTest, RoutesParamsPercentDecodedAfterSplitting) {
 }
 
 TEST_F(HttpServerTest, CatchAllTakesTheRestOfThePath) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("GET /files/css/site%2Fmain.css HTTP/1.1\r\n\r\n");
   EXPECT_EQ(Str(EchoOf(c.ReadResponse()), "params", "path"), "css/site/main.css");
   c.Send("GET /files/ HTTP/1.1\r\n\r\n");
@@ -260,7 +148,7 @@ TEST_F(HttpServerTest, CatchAllTakesTheRestOfThePath) {
 }
 
 TEST_F(HttpServerTest, MoreSpecificRouteWins) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   // More literal segments: /api/v1/nodes/special/{node} over /api/v1/nodes/{group}/{node}.
   c.Send("GET /api/v1/nodes/special/n1 HTTP/1.1\r\n\r\n");
   json::Value v = EchoOf(c.ReadResponse());
@@ -298,7 +186,7 @@ TEST(HttpServerRoutingTest, LiteralsBeatParamsBeatCatchAll) {
 }
 
 TEST_F(HttpServerTest, UnknownPathIs404AndOtherMethods405WithAllow) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("GET /nope HTTP/1.1\r\n\r\n");
   EXPECT_THAT(c.ReadResponse(), StartsWith("HTTP/1.1 404 Not Found\r\n"));
   c.Send("POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
@@ -334,7 +222,7 @@ TEST(HttpServerErrorHandlerTest, AnswersServerErrorsWithTheOwnersFormat) {
     return Response{0, "application/json", body};
   });
   ASSERT_THAT(server.Start("127.0.0.1:0"), IsOk());
-  Client c(server.port());
+  HttpClient c(server.port());
   c.Send("GET /api/v1/nope HTTP/1.1\r\n\r\n");
   std::string r = c.ReadResponse();
   EXPECT_THAT(r, StartsWith("HTTP/1.1 404 "));
@@ -362,7 +250,7 @@ TEST(HttpServerErrorHandlerTest, AnswersServerErrorsWithTheOwnersFormat) {
 }
 
 TEST_F(HttpServerTest, HeadHasHeadersButNoBodyAndKeepsTheConnectionUsable) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("HEAD /health HTTP/1.1\r\n\r\n");
   const std::string r = c.ReadResponse(/*head_request=*/true);
   EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
@@ -377,7 +265,7 @@ TEST_F(HttpServerTest, HeadHasHeadersButNoBodyAndKeepsTheConnectionUsable) {
 }
 
 TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   for (int i = 0; i < 3; ++i) {
     c.Send("GET /health?x=" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n");
     const std::string r = c.ReadResponse();
@@ -404,7 +292,7 @@ TEST_F(HttpServerTest, Http10ClosesUnlessKeepAliveIsAsked) {
   EXPECT_THAT(r, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(r, HasSubstr("Connection: close\r\n"));
 
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("GET /health HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
   EXPECT_THAT(c.ReadResponse(), HasSubstr("Connection: keep-alive\r\n"));
   c.Send("GET /health HTTP/1.0\r\n\r\n");
@@ -413,7 +301,7 @@ TEST_F(HttpServerTest, Http10ClosesUnlessKeepAliveIsAsked) {
 }
 
 TEST_F(HttpServerTest, ReadsPostBodiesByContentLength) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   // Split across writes, with headers in mixed case.
   c.Send("POST /api/v1/nodes/g/n HTTP/1.1\r\nconTent-LENGTH: 11\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello");
   c.Send(" world");
@@ -430,7 +318,7 @@ TEST_F(HttpServerTest, ReadsPostBodiesByContentLength) {
 }
 
 TEST_F(HttpServerTest, AnswersExpectContinueBeforeTheBody) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
   EXPECT_EQ(c.ReadUntil("\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
   c.Send("data");
@@ -503,7 +391,7 @@ TEST_F(HttpServerTest, MalformedRequestsGet400AndTheServerKeepsServing) {
 }
 
 TEST_F(HttpServerTest, HandlerExceptionIs500AndLogged) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   c.Send("GET /throws HTTP/1.1\r\n\r\n");
   const std::string r = c.ReadResponse();
   EXPECT_THAT(r, StartsWith("HTTP/1.1 500 Internal Server Error\r\n"));
@@ -530,7 +418,7 @@ TEST_F(HttpServerTest, WritesExtraHeadersButNotFramingOrInjectedOnes) {
 }
 
 TEST_F(HttpServerTest, CountsRequestsAndResponsesByClass) {
-  Client c(server_.port());
+  HttpClient c(server_.port());
   for (std::string_view path : {"/health", "/nope", "/throws", "/health"}) {
     c.Send("GET " + std::string(path) + " HTTP/1.1\r\n\r\n");
     c.ReadResponse();
@@ -600,7 +488,7 @@ TEST(HttpServerStreamTest, ClientReadsEventsIncrementallyThenDisconnects) {
   });
   ASSERT_THAT(server.Start("127.0.0.1:0"), IsOk());
   {
-    Client c(server.port());
+    HttpClient c(server.port());
     c.Send("GET /events HTTP/1.1\r\n\r\n");
     const std::string head = c.ReadUntil("\r\n\r\n");
     EXPECT_THAT(head, StartsWith("HTTP/1.1 200 OK\r\n"));
@@ -637,7 +525,7 @@ TEST(HttpServerStreamTest, ClientHangUpRequestsStopOfAnIdleStream) {
   });
   ASSERT_THAT(server.Start("127.0.0.1:0"), IsOk());
   {
-    Client c(server.port());
+    HttpClient c(server.port());
     c.Send("GET /events HTTP/1.1\r\n\r\n");
     EXPECT_THAT(c.ReadUntil(": hello\n\n"), EndsWith("\r\n\r\n: hello\n\n"));
     ASSERT_TRUE(probe.WaitStarted());
@@ -683,14 +571,14 @@ TEST(HttpServerStopTest, StopReturnsPromptlyWithAnOpenStreamAndAnIdleKeepAlive) 
     return r;
   });
   ASSERT_THAT(server.Start("127.0.0.1:0"), IsOk());
-  Client idle(server.port());
+  HttpClient idle(server.port());
   idle.Send("GET /health HTTP/1.1\r\n\r\n");
   EXPECT_THAT(idle.ReadResponse(), EndsWith("\r\n\r\nok"));
-  Client stream(server.port());
+  HttpClient stream(server.port());
   stream.Send("GET /events HTTP/1.1\r\n\r\n");
   EXPECT_THAT(stream.ReadUntil("data: first\n\n"), EndsWith("data: first\n\n"));
   ASSERT_TRUE(probe.WaitStarted());
-  Client silent(server.port());  // Connected, never sends anything.
+  HttpClient silent(server.port());  // Connected, never sends anything.
 
   const auto start = SteadyClock::now();
   server.Stop();
@@ -707,9 +595,9 @@ TEST(HttpServerLimitsTest, ConnectionsBeyondTheLimitGet503) {
   HttpServer server(ServerOptions{.max_connections = 2});
   server.Get("/health", [](const Request&) { return Response{200, "text/plain", "ok"}; });
   ASSERT_THAT(server.Start("127.0.0.1:0"), IsOk());
-  Client a(server.port());
-  Client b(server.port());
-  for (Client* c : {&a, &b}) {  // Served, and kept open by keep-alive.
+  HttpClient a(server.port());
+  HttpClient b(server.port());
+  for (HttpClient* c : {&a, &b}) {  // Served, and kept open by keep-alive.
     c->Send("GET /health HTTP/1.1\r\n\r\n");
     EXPECT_THAT(c->ReadResponse(), StartsWith("HTTP/1.1 200 "));
   }
@@ -731,16 +619,16 @@ TEST(HttpServerTimeoutTest, SlowRequestGets408AndIdleConnectionIsClosed) {
   server.Get("/health", [](const Request&) { return Response{200, "text/plain", "ok"}; });
   ASSERT_THAT(server.Start("127.0.0.1:0"), IsOk());
 
-  Client slow(server.port());
+  HttpClient slow(server.port());
   slow.Send("GET /health HTTP/1.1\r\nHost: x\r\n");  // And never the blank line.
   EXPECT_THAT(slow.ReadAll(), StartsWith("HTTP/1.1 408 Request Timeout\r\n"));
 
-  Client idle(server.port());
+  HttpClient idle(server.port());
   idle.Send("GET /health HTTP/1.1\r\n\r\n");
   EXPECT_THAT(idle.ReadResponse(), HasSubstr("Keep-Alive: timeout=1\r\n"));
   EXPECT_TRUE(idle.Closed());  // After the idle timeout, without a response.
 
-  Client silent(server.port());  // Never sends: closed after the request timeout.
+  HttpClient silent(server.port());  // Never sends: closed after the request timeout.
   EXPECT_TRUE(silent.Closed());
 }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
+#include "core/coding.h"
 #include "core/crc32c.h"
 #include "fmt/format.h"
 

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <limits>
 #include <string>
+
+#include "core/coding.h"
 
 namespace kiln::queue::internal {
 namespace {

@@ -14,7 +14,9 @@
 #include <thread>
 
 #include "core/mutex.h"
+#include "core/testing/capturing_sink.h"
 #include "core/testing/fault_injection_env.h"
+#include "core/testing/temp_dir.h"
 #include "queue/journal.h"
 #include "queue/test/journal_test_util.h"
 #include "testing/status_matchers.h"
@@ -22,11 +24,12 @@
 namespace kiln::queue {
 namespace {
 
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::FaultInjectionEnv;
 using ::kiln::testing::IsOk;
+using ::kiln::testing::TempDir;
 using testing::Delivered;
 using testing::ReadAllBacklog;
-using testing::TempDir;
 
 // What round `round` appends as id `id`: recognisable, and different in every round, so a
 // sample that survived from an earlier life of the same id would be noticed.
@@ -163,7 +166,7 @@ TEST(JournalCrashTest, KillNineAtRandomMomentsLosesNothingDurable) {
   TempDir tmp;
   const std::string dir = tmp.path() + "/queue";
   SystemClock clock;
-  testing::CapturingSink sink;
+  CapturingSink sink;
   Model model;
   std::mt19937 rng(20261127);
   constexpr uint32_t kRounds = 40;
@@ -210,7 +213,7 @@ TEST(JournalCrashTest, PowerCutAtAnyFileOperationKeepsWhatWasDurable) {
   TempDir tmp;
   const std::string dir = tmp.path() + "/queue";
   FakeClock clock;
-  testing::CapturingSink sink;
+  CapturingSink sink;
   FaultInjectionEnv env;
   Model model;
   constexpr uint32_t kRounds = 40;
@@ -259,7 +262,7 @@ TEST(JournalCrashTest, PowerCutDuringRetirementAndCompressionKeepsUnacknowledged
   TempDir tmp;
   const std::string dir = tmp.path() + "/queue";
   FakeClock clock;
-  testing::CapturingSink sink;
+  CapturingSink sink;
   FaultInjectionEnv env;
   std::vector<uint32_t> rounds;  // the round that wrote each id (index id - 1)
   uint64_t acked_durably = 1;    // ids below it were acknowledged and that is durable

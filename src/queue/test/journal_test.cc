@@ -14,7 +14,9 @@
 #include <random>
 #include <thread>
 
+#include "core/testing/capturing_sink.h"
 #include "core/testing/fault_injection_env.h"
+#include "core/testing/temp_dir.h"
 #include "queue/internal/format.h"
 #include "queue/test/journal_test_util.h"
 #include "testing/status_matchers.h"
@@ -23,11 +25,12 @@ namespace kiln::queue {
 namespace {
 
 namespace fs = std::filesystem;
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::FaultInjectionEnv;
 using ::kiln::testing::FileOp;
 using ::kiln::testing::IsOk;
 using ::kiln::testing::StatusIs;
-using testing::CapturingSink;
+using ::kiln::testing::TempDir;
 using testing::Delivered;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
@@ -40,7 +43,6 @@ using testing::ReadAllLive;
 using testing::SampleFor;
 using testing::SamplesFor;
 using ::testing::SizeIs;
-using testing::TempDir;
 
 constexpr uint64_t kSeg = 16 * 1024;
 

@@ -1,19 +1,14 @@
 #pragma once
-// Helpers shared by the journal tests: a temporary directory per test, a log sink that
-// keeps lines, recognisable samples, and reading everything a journal holds.
+// Helpers shared by the journal tests: recognisable samples and reading everything a journal
+// holds. (Temporary directories and log capture: core/testing.)
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "contract/sample.h"
-#include "core/log.h"
-#include "core/mutex.h"
 #include "queue/journal.h"
 
 namespace kiln::contract {
@@ -25,60 +20,6 @@ inline void PrintTo(const Sample& s, std::ostream* os) {
 }  // namespace kiln::contract
 
 namespace kiln::queue::testing {
-
-// A fresh directory under $TMPDIR (or /tmp), removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/kiln-journal-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Keeps every log line; thread-safe.
-class CapturingSink final : public LogSink {
- public:
-  void Write(LogLevel level, std::string_view, std::string_view message) override {
-    MutexLock lock(mu_);
-    lines_.push_back(std::string(level == LogLevel::kError     ? "E "
-                                 : level == LogLevel::kWarning ? "W "
-                                                               : "I ") +
-                     std::string(message));
-  }
-  std::vector<std::string> lines() const {
-    MutexLock lock(mu_);
-    return lines_;
-  }
-  // The lines containing `part`.
-  std::vector<std::string> Matching(std::string_view part) const {
-    std::vector<std::string> out;
-    for (const auto& l : lines()) {
-      if (l.find(part) != std::string::npos) out.push_back(l);
-    }
-    return out;
-  }
-  void Clear() {
-    MutexLock lock(mu_);
-    lines_.clear();
-  }
-
- private:
-  mutable Mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 inline constexpr int64_t kBaseTimeNs = int64_t{1700000000} * 1000000000;
 

@@ -15,7 +15,10 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/metrics.h"
+#include "core/testing/capturing_sink.h"
+#include "core/testing/temp_dir.h"
 #include "http/server.h"
+#include "http/testing/http_client.h"
 #include "server/live.h"
 #include "server/registry.h"
 #include "server/test/server_test_util.h"
@@ -28,15 +31,15 @@ using historian::Point;
 using historian::PointWrite;
 using historian::SeriesKind;
 using historian::TextPoint;
+using ::kiln::http::testing::HttpClient;
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::IsOk;
+using ::kiln::testing::TempDir;
 using sparkplug::DataType;
-using testing::CapturingSink;
 using ::testing::HasSubstr;
 using testing::HttpAnswer;
-using testing::HttpClient;
 using testing::ParseHttp;
 using ::testing::StartsWith;
-using testing::TempDir;
 
 // Compact JSON of `v`, to compare whole answers exactly.
 std::string Canonical(const json::Value& v) { return v.ToJson(); }
@@ -156,7 +159,7 @@ class ApiTest : public ::testing::Test {
 
   TempDir dir_;
   FakeClock clock_;
-  CapturingSink sink_;
+  CapturingSink sink_{CapturingSink::Format::kComponent};
   std::unique_ptr<historian::Historian> historian_;
   std::unique_ptr<Registry> registry_;
   std::vector<std::unique_ptr<MetricInfo>> infos_;

@@ -18,6 +18,8 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/metrics.h"
+#include "core/testing/capturing_sink.h"
+#include "core/testing/temp_dir.h"
 #include "server/test/server_test_util.h"
 #include "testing/status_matchers.h"
 
@@ -39,15 +41,15 @@ using contract::Value;
 using historian::Point;
 using historian::SeriesKind;
 using historian::TextPoint;
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::IsOk;
+using ::kiln::testing::TempDir;
 using sparkplug::DataType;
 using sparkplug::Metric;
 using sparkplug::Payload;
-using testing::CapturingSink;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::TempDir;
 using namespace std::chrono_literals;
 
 constexpr int64_t kNowMs = 1700000000000;    // FakeClock's default start: host time
@@ -196,7 +198,7 @@ class IngestTest : public ::testing::Test {
 
   TempDir dir_;
   FakeClock clock_;
-  CapturingSink sink_;
+  CapturingSink sink_{CapturingSink::Format::kComponent};
   std::unique_ptr<historian::Historian> historian_;
   std::unique_ptr<Registry> registry_;
   LiveHub live_;

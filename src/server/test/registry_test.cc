@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/testing/temp_dir.h"
 #include "server/test/server_test_util.h"
 #include "testing/status_matchers.h"
 
@@ -23,11 +24,11 @@ namespace {
 
 using ::kiln::testing::IsOk;
 using ::kiln::testing::StatusIs;
+using ::kiln::testing::TempDir;
 using sparkplug::DataType;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::TempDir;
 
 constexpr int64_t kT1 = 1700000000000;
 constexpr int64_t kT2 = kT1 + 1000;

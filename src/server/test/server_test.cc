@@ -14,20 +14,22 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/testing/capturing_sink.h"
+#include "core/testing/temp_dir.h"
 #include "server/test/server_test_util.h"
 #include "testing/status_matchers.h"
 
 namespace kiln::server {
 namespace {
 
+using ::kiln::testing::CapturingSink;
 using ::kiln::testing::IsOk;
 using ::kiln::testing::StatusIs;
-using testing::CapturingSink;
+using ::kiln::testing::TempDir;
 using ::testing::HasSubstr;
 using testing::HttpAnswer;
 using testing::HttpRequest;
 using ::testing::StartsWith;
-using testing::TempDir;
 
 // A loopback TCP port that is bound but not listening: connections to it are refused.
 class RefusingPort {
@@ -68,7 +70,7 @@ class ServerTest : public ::testing::Test {
 
   TempDir dir_;
   RefusingPort broker_;
-  CapturingSink sink_;
+  CapturingSink sink_{CapturingSink::Format::kComponent};
   FakeClock clock_;
 };
 

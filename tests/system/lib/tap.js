@@ -156,6 +156,8 @@ function formatMetric(mt) {
 
 function formatMessage(m, t0 = m.t0 || 0, maxMetrics = Infinity) {
   let s = `#${m.index} +${m.t - t0}ms ${m.topic} q${m.qos} r${m.retain ? 1 : 0}${m.dup ? ' d1' : ''}`;
+  // STATE payloads are JSON, not protobuf.
+  if (m.type === 'STATE' || m.topic.startsWith('spBv1.0/STATE/')) return `${s} ${m.payload.toString('utf8').slice(0, 120)}`;
   if (m.decodeError) return `${s} UNDECODABLE (${m.decodeError}) ${m.payload.toString('hex').slice(0, 64)}`;
   const d = m.decoded;
   s += d.hasSeq ? ` seq=${d.seq}` : ' (no seq)';

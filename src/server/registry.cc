@@ -1,9 +1,10 @@
 #include "server/registry.h"
 
 #include <fmt/format.h>
-#include <sqlite3.h>
 
 #include <algorithm>
+
+#include "server/internal/sqlite.h"
 
 namespace kiln::server {
 
@@ -94,64 +95,13 @@ std::string_view DataTypeName(sparkplug::DataType type) {
   }
 }
 
-// The SQLite connection, with a small helper to run statements.
-struct Registry::Db {
-  std::string file;
-  sqlite3* db = nullptr;
-
-  ~Db() {
-    if (db != nullptr) sqlite3_close(db);
-  }
-  Status Error(std::string_view what) const {
-    return UnavailableError(fmt::format("{}: {}: {}", file, what, sqlite3_errmsg(db)));
-  }
-  Status Exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      Status s = UnavailableError(fmt::format("{}: {}", file, err ? err : "error"));
-      sqlite3_free(err);
-      return s;
-    }
-    return OkStatus();
-  }
-  // Runs `sql` with text/int64 parameters bound in order.
-  template <typename... Args>
-  Status Run(const char* sql, const Args&... args) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) return Error("prepare");
-    int i = 0;
-    (Bind(stmt, ++i, args), ...);
-    const int rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error("step");
-    return OkStatus();
-  }
-  static void Bind(sqlite3_stmt* stmt, int i, std::string_view s) {
-    // A null pointer would bind SQL NULL; an empty view (the device of a node metric) is ''.
-    sqlite3_bind_text(stmt, i, s.data() != nullptr ? s.data() : "", static_cast<int>(s.size()),
-                      SQLITE_TRANSIENT);
-  }
-  static void Bind(sqlite3_stmt* stmt, int i, const std::string& s) {
-    Bind(stmt, i, std::string_view(s));
-  }
-  static void Bind(sqlite3_stmt* stmt, int i, int64_t v) { sqlite3_bind_int64(stmt, i, v); }
-};
-
-Registry::Registry(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+Registry::Registry(std::unique_ptr<internal::Sqlite> db) : db_(std::move(db)) {}
 Registry::~Registry() = default;
 
 Result<std::unique_ptr<Registry>> Registry::Open(const std::filesystem::path& file) {
-  auto db = std::make_unique<Db>();
-  db->file = file.string();
-  if (sqlite3_open_v2(db->file.c_str(), &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                      nullptr) != SQLITE_OK) {
-    return UnavailableError(fmt::format("{}: cannot open: {}", db->file,
-                                        db->db ? sqlite3_errmsg(db->db) : "out of memory"));
-  }
-  sqlite3_busy_timeout(db->db, 5000);
   // The registry is rebuilt by births after a loss, so NORMAL (no fsync per commit) is
   // enough; WAL keeps readers off the writer's back.
-  KILN_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+  KILN_ASSIGN_OR_RETURN(auto db, internal::Sqlite::Open(file, /*synchronous_full=*/false));
   KILN_RETURN_IF_ERROR(db->Exec(kSchema));
   KILN_RETURN_IF_ERROR(db->Run("INSERT OR IGNORE INTO meta(key, value) VALUES('schema', ?)",
                                std::to_string(kSchemaVersion)));
@@ -162,57 +112,44 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::filesystem::path& fi
 
 Status Registry::Load() {
   MutexLock lock(mu_);
-  sqlite3* db = db_->db;
-  auto query = [&](const char* sql, auto&& row) -> Status {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
-      return db_->Error("prepare");
-    }
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) row(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? OkStatus() : db_->Error("load");
-  };
-  auto text = [](sqlite3_stmt* s, int col) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
-    return std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s, col)));
-  };
+  using internal::Sqlite;
   // Nothing is online after a restart until it is born again.
   KILN_RETURN_IF_ERROR(
-      query("SELECT group_id, node_id, since, bdseq FROM nodes", [&](sqlite3_stmt* s) {
+      db_->Query("SELECT group_id, node_id, since, bdseq FROM nodes", [&](sqlite3_stmt* s) {
         NodeRecord n;
-        n.group = text(s, 0);
-        n.node = text(s, 1);
+        n.group = Sqlite::Text(s, 0);
+        n.node = Sqlite::Text(s, 1);
         n.since = sqlite3_column_int64(s, 2);
         n.bdseq = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
         nodes_[{n.group, n.node}] = std::move(n);
       }));
   KILN_RETURN_IF_ERROR(
-      query("SELECT group_id, node_id, device_id, since FROM devices ORDER BY device_id",
-            [&](sqlite3_stmt* s) {
-              auto it = nodes_.find({text(s, 0), text(s, 1)});
-              if (it == nodes_.end()) return;
-              DeviceRecord d;
-              d.device = text(s, 2);
-              d.since = sqlite3_column_int64(s, 3);
-              it->second.devices.push_back(std::move(d));
-            }));
+      db_->Query("SELECT group_id, node_id, device_id, since FROM devices ORDER BY device_id",
+                 [&](sqlite3_stmt* s) {
+                   auto it = nodes_.find({Sqlite::Text(s, 0), Sqlite::Text(s, 1)});
+                   if (it == nodes_.end()) return;
+                   DeviceRecord d;
+                   d.device = Sqlite::Text(s, 2);
+                   d.since = sqlite3_column_int64(s, 3);
+                   it->second.devices.push_back(std::move(d));
+                 }));
   KILN_RETURN_IF_ERROR(
-      query("SELECT group_id, node_id, device_id, name, path, datatype, unit FROM metrics "
-            "ORDER BY group_id, node_id, device_id, ord",
-            [&](sqlite3_stmt* s) {
-              auto it = nodes_.find({text(s, 0), text(s, 1)});
-              if (it == nodes_.end()) return;
-              const std::string device = text(s, 2);
-              MetricRecord m{text(s, 4), text(s, 3), text(s, 5), text(s, 6)};
-              if (device.empty()) {
-                it->second.metrics.push_back(std::move(m));
-                return;
-              }
-              for (auto& d : it->second.devices) {
-                if (d.device == device) d.metrics.push_back(std::move(m));
-              }
-            }));
+      db_->Query("SELECT group_id, node_id, device_id, name, path, datatype, unit FROM metrics "
+                 "ORDER BY group_id, node_id, device_id, ord",
+                 [&](sqlite3_stmt* s) {
+                   auto it = nodes_.find({Sqlite::Text(s, 0), Sqlite::Text(s, 1)});
+                   if (it == nodes_.end()) return;
+                   const std::string device = Sqlite::Text(s, 2);
+                   MetricRecord m{Sqlite::Text(s, 4), Sqlite::Text(s, 3), Sqlite::Text(s, 5),
+                                  Sqlite::Text(s, 6)};
+                   if (device.empty()) {
+                     it->second.metrics.push_back(std::move(m));
+                     return;
+                   }
+                   for (auto& d : it->second.devices) {
+                     if (d.device == device) d.metrics.push_back(std::move(m));
+                   }
+                 }));
   return db_->Exec("UPDATE nodes SET online = 0; UPDATE devices SET online = 0;");
 }
 
@@ -227,7 +164,7 @@ Status Registry::Birth(const NodeKey& key, std::string_view device, uint64_t bds
   NodeRecord& node = nodes_[{key.group, key.node}];
   node.group = key.group;
   node.node = key.node;
-  Db& db = *db_;
+  internal::Sqlite& db = *db_;
   KILN_RETURN_IF_ERROR(db.Exec("BEGIN"));
   auto rollback = [&](Status s) {
     db.Exec("ROLLBACK").IgnoreError();

@@ -21,6 +21,10 @@
 
 namespace kiln::server {
 
+namespace internal {
+class Sqlite;
+}  // namespace internal
+
 struct MetricRecord {
   std::string path;
   std::string name;
@@ -69,11 +73,10 @@ class Registry {
   std::vector<MetricRecord> Metrics(std::string_view prefix) const;
 
  private:
-  struct Db;
-  Registry(std::unique_ptr<Db> db);
+  explicit Registry(std::unique_ptr<internal::Sqlite> db);
   Status Load();
 
-  std::unique_ptr<Db> db_;  // used under mu_
+  std::unique_ptr<internal::Sqlite> db_;  // used under mu_
   mutable Mutex mu_;
   std::map<std::pair<std::string, std::string>, NodeRecord> nodes_ KILN_GUARDED_BY(mu_);
 };

@@ -1,6 +1,7 @@
 #pragma once
-// Driver: reads the tags of one field device. Each device runs its own loop (see
-// edge/device_runner.h), so a Driver is single-threaded: owned and called by one thread.
+// Driver: reads the tags of one field device and writes them on command. Each device runs its
+// own loop (see edge/device_runner.h), so a Driver is single-threaded: owned and called by one
+// thread.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,6 +31,16 @@ class Driver {
   //   Unavailable: cannot connect, or the connection was lost;
   //   DeadlineExceeded: no answer within the timeout.
   virtual Result<std::vector<contract::Sample>> ReadAll() = 0;
+
+  // Writes `value` to tag `id` and reads the tag back, returning what the device now holds
+  // (decoded like a poll). Called on the device's own thread, between polls.
+  // Errors: NotFound for an unknown tag; FailedPrecondition when the tag cannot be written by
+  // its protocol (a Modbus input register or discrete input); InvalidArgument when the value
+  // does not fit the tag (type, range after scale/offset); Aborted when the device refused
+  // the write (a Modbus exception: the message names it, e.g. "exception 02 illegal data
+  // address"); Unavailable / DeadlineExceeded when the device did not answer.
+  virtual Result<contract::Value> WriteAndReadBack(contract::TagId id,
+                                                   const contract::Value& value) = 0;
 
   // Closes the connection; the next ReadAll() reconnects.
   virtual void Disconnect() = 0;

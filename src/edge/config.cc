@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "contract/sparkplug/topic.h"
 #include "core/config.h"
@@ -28,13 +30,52 @@ void CheckId(const ConfigTable& table, std::string_view key, const std::optional
   if (!s.ok()) table.Error(key, s.message());
 }
 
-void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& next_id,
-               EdgeConfig& cfg) {
-  std::vector<std::string_view> known = {"name", "unit", "deadband", "heartbeat_s"};
+// The write rules of one [[devices.tags]] table; what needs the whole device (the interlock's
+// tag, the register) is checked by CheckWriteRules.
+void ParseWriteRules(const ConfigTable& t, WriteRules& w) {
+  w.writable = t.GetBool("writable", false);
+  for (auto [key, bound] : {std::pair{"min", &w.min}, std::pair{"max", &w.max}}) {
+    if (auto v = t.GetDouble(key)) {
+      if (!std::isfinite(*v)) {
+        t.Error(key, "must be a finite number");
+      } else {
+        *bound = *v;
+      }
+    }
+  }
+  if (w.min && w.max && *w.min > *w.max) {
+    t.Error("min", fmt::format("min {} is above max {}", *w.min, *w.max));
+  }
+  if (auto i = t.GetDuration("min_write_interval")) w.min_write_interval = *i;
+  if (auto lock = t.GetTable("interlock")) {
+    lock->RejectUnknownKeys({"tag", "equals"});
+    auto tag = lock->RequireString("tag");
+    std::optional<double> equals;
+    if (!lock->Has("equals")) {
+      lock->Error("equals", "missing required key (a number; 1 or 0 for a bool tag)");
+    } else if ((equals = lock->GetDouble("equals")) && !std::isfinite(*equals)) {
+      lock->Error("equals", "must be a finite number");
+      equals.reset();
+    }
+    if (tag && equals) w.interlock = Interlock{*tag, *equals};
+  }
+  if (!w.writable) {
+    for (std::string_view key : {"min", "max", "min_write_interval", "interlock"}) {
+      if (t.Has(key)) t.Error(key, "only for writable tags (add writable = true)");
+    }
+  }
+}
+
+// Returns the [[devices.tags]] tables, in file order, for CheckWriteRules.
+std::vector<ConfigTable> ParseTags(const ConfigTable& device, DeviceConfig& dev,
+                                   contract::TagId& next_id, EdgeConfig& cfg) {
+  std::vector<std::string_view> known = {"name",     "unit", "deadband", "heartbeat_s",
+                                         "writable", "min",  "max",      "min_write_interval",
+                                         "interlock"};
   for (auto k : drivers::modbus::ModbusTagKeys()) known.push_back(k);
   std::map<std::string, std::string> lower_names;
   std::set<std::string> names;
-  const auto tables = device.GetTableArray("tags");
+  auto tables = device.GetTableArray("tags");
   if (tables.empty()) device.Error("tags", "a device needs at least one [[devices.tags]]");
   for (size_t i = 0; i < tables.size(); ++i) {
     const ConfigTable& t = tables[i];
@@ -62,7 +103,53 @@ void ParseTags(const ConfigTable& device, DeviceConfig& dev, contract::TagId& ne
         tag.heartbeat = std::chrono::milliseconds(static_cast<int64_t>(*hb * 1000));
       }
     }
+    ParseWriteRules(t, tag.write);
     dev.tags.push_back(std::move(tag));
+  }
+  return tables;
+}
+
+// The write rules that need the whole device: the interlock names another tag of it (a bool
+// one compares with 1 or 0), min/max are for numeric tags, and a Modbus tag is writable only
+// on a table Modbus can write (holding registers and coils).
+void CheckWriteRules(const std::vector<ConfigTable>& tables, const DeviceConfig& dev, bool modbus) {
+  using drivers::modbus::RegisterKind;
+  for (size_t i = 0; i < tables.size() && i < dev.tags.size(); ++i) {
+    const ConfigTable& t = tables[i];
+    const TagConfig& tag = dev.tags[i];
+    const WriteRules& w = tag.write;
+    if (w.writable && modbus && i < dev.modbus.tags.size()) {
+      const drivers::modbus::ModbusTag& m = dev.modbus.tags[i];
+      const std::string reg = drivers::modbus::FormatRegister(m.kind, m.address);
+      if (m.kind == RegisterKind::kInputRegister) {
+        t.Error("writable", fmt::format("{} is an input register, which Modbus cannot write (only "
+                                        "holding registers and coils can be written)",
+                                        reg));
+      } else if (m.kind == RegisterKind::kDiscreteInput) {
+        t.Error("writable", fmt::format("{} is a discrete input, which Modbus cannot write (only "
+                                        "holding registers and coils can be written)",
+                                        reg));
+      }
+    }
+    if (tag.type == contract::ValueType::kBool) {
+      for (std::string_view key : {"min", "max"}) {
+        if (t.Has(key)) t.Error(key, "not for bool tags");
+      }
+    }
+    if (!w.interlock) continue;
+    auto lock = t.GetTable("interlock");
+    if (!lock) continue;
+    const auto other = std::find_if(dev.tags.begin(), dev.tags.end(),
+                                    [&](const TagConfig& o) { return o.name == w.interlock->tag; });
+    if (w.interlock->tag == tag.name) {
+      lock->Error("tag", "must name another tag of the device, not the tag itself");
+    } else if (other == dev.tags.end()) {
+      lock->Error("tag", fmt::format("no tag '{}' in device '{}'", w.interlock->tag, dev.id));
+    } else if (other->type == contract::ValueType::kBool && w.interlock->equals != 0 &&
+               w.interlock->equals != 1) {
+      lock->Error("equals", fmt::format("'{}' is a bool tag: equals must be 1 (true) or 0 (false)",
+                                        other->name));
+    }
   }
 }
 
@@ -236,8 +323,9 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
     if (driver && *driver != "modbus-tcp" && *driver != "modbus-rtu") {
       d.Error("driver", fmt::format("unknown driver '{}' (modbus-tcp, modbus-rtu)", *driver));
     }
-    ParseTags(d, dev, next_id, cfg);
-    if (driver && (*driver == "modbus-tcp" || *driver == "modbus-rtu")) {
+    const std::vector<ConfigTable> tag_tables = ParseTags(d, dev, next_id, cfg);
+    const bool modbus = driver && (*driver == "modbus-tcp" || *driver == "modbus-rtu");
+    if (modbus) {
       dev.modbus = drivers::modbus::ParseModbusDevice(d);
       // The Modbus parser reads the same tags in the same order.
       for (size_t i = 0; i < dev.tags.size() && i < dev.modbus.tags.size(); ++i) {
@@ -245,6 +333,7 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
         dev.tags[i].type = drivers::modbus::PublishedType(dev.modbus.tags[i]);
       }
     }
+    CheckWriteRules(tag_tables, dev, modbus);
     cfg.devices.push_back(std::move(dev));
   }
   KILN_RETURN_IF_ERROR(doc.ToStatus());

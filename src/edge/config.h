@@ -17,6 +17,29 @@
 
 namespace kiln::edge {
 
+// `interlock = { tag = "Mode", equals = 1 }`: a write is allowed only while another tag of
+// the same device currently has a Good value equal to `equals`.
+struct Interlock {
+  std::string tag;    // the name of another tag of the same device
+  double equals = 0;  // compared numerically; a bool tag is 1 (true) or 0 (false)
+
+  friend bool operator==(const Interlock&, const Interlock&) = default;
+};
+
+// What OT allows commands to write to one tag; enforced by CommandGate (edge/command_gate.h).
+// The loader guarantees: min <= max, both finite; min, max, min_write_interval and
+// interlock only when writable; the interlock names another tag of the device.
+struct WriteRules {
+  bool writable = false;
+  std::optional<double> min;  // inclusive, in the published unit
+  std::optional<double> max;  // inclusive
+  // A write sooner than this after the last write to the tag is refused; 0: no limit.
+  std::chrono::milliseconds min_write_interval{0};
+  std::optional<Interlock> interlock;
+
+  friend bool operator==(const WriteRules&, const WriteRules&) = default;
+};
+
 struct TagConfig {
   contract::TagId id = 0;  // assigned in file order across all devices
   std::string name;
@@ -24,6 +47,7 @@ struct TagConfig {
   double deadband = 0;
   std::optional<std::chrono::milliseconds> heartbeat;
   contract::ValueType type = contract::ValueType::kDouble;  // published type
+  WriteRules write;  // writable, min, max, min_write_interval, interlock
 };
 
 struct DeviceConfig {

@@ -52,35 +52,38 @@ bool IsScaled(const ModbusTag& tag) { return tag.scale != 1.0 || tag.offset != 0
 
 bool IsIntegral(const Value& v) { return v.is_numeric() && v.AsInt64().has_value(); }
 
-// Converts `x` (already rounded) to integer type T; OutOfRange if it does not fit.
+// Converts `x` (already rounded) to integer type T (`type`); OutOfRange if it does not fit.
+// `what` is the value given, before scale and offset were undone.
 template <typename T>
-Result<Value> IntegerFromDouble(double x, std::string_view what) {
+Result<Value> IntegerFromDouble(double x, std::string_view what, ValueType type) {
   // 2^digits is the first value above T's maximum and is exact in a double.
   const double above_max = std::ldexp(1.0, std::numeric_limits<T>::digits);
   const double min = std::numeric_limits<T>::is_signed ? -above_max : 0.0;
   if (!std::isfinite(x) || x < min || x >= above_max) {
-    return OutOfRangeError(fmt::format("{} does not fit {}", what, x));
+    return OutOfRangeError(fmt::format("{} is out of range for {} (raw value {})", what,
+                                       contract::ValueTypeName(type), x));
   }
   return Value(static_cast<T>(x));
 }
 
-// Converts an integral `v` to integer type T exactly; OutOfRange if it does not fit.
+// Converts an integral `v` to integer type T (`type`) exactly; OutOfRange if it does not fit.
 template <typename T>
-Result<Value> IntegerFromIntegral(const Value& v) {
+Result<Value> IntegerFromIntegral(const Value& v, ValueType type) {
   if (const uint64_t* u = v.get_if<uint64_t>()) {
     if (std::in_range<T>(*u)) return Value(static_cast<T>(*u));
   } else {
     const int64_t s = *v.AsInt64();
     if (std::in_range<T>(s)) return Value(static_cast<T>(s));
   }
-  return OutOfRangeError(fmt::format("{} is out of range", v.ToString()));
+  return OutOfRangeError(
+      fmt::format("{} is out of range for {}", v.ToString(), contract::ValueTypeName(type)));
 }
 
 template <typename T>
 Result<Value> ToInteger(const Value& value, const ModbusTag& tag) {
-  if (!IsScaled(tag) && IsIntegral(value)) return IntegerFromIntegral<T>(value);
+  if (!IsScaled(tag) && IsIntegral(value)) return IntegerFromIntegral<T>(value, tag.type);
   const double raw = (*value.AsDouble() - tag.offset) / tag.scale;
-  return IntegerFromDouble<T>(std::nearbyint(raw), value.ToString());
+  return IntegerFromDouble<T>(std::nearbyint(raw), value.ToString(), tag.type);
 }
 
 // Converts a published value of `tag` back to its raw type.

@@ -1,6 +1,7 @@
 #pragma once
 // ModbusDriver: reads the tags of one Modbus TCP or RTU device through libmodbus, coalescing
-// them into the fewest read requests (read_planner.h) and decoding the answers (codec.h).
+// them into the fewest read requests (read_planner.h) and decoding the answers (codec.h), and
+// writes single tags on command (FC5, FC6, FC16) with a read-back.
 // Single-threaded: owned and called by its device loop, like every Driver. Owns its
 // connection; borrows the clock, which must outlive it.
 #include <cstddef>
@@ -26,7 +27,8 @@ class Channel;
 // Counters since the driver was created; read them on the driver's thread, e.g. after each
 // ReadAll(), to publish metrics.
 struct ModbusStats {
-  uint64_t requests = 0;           // read requests sent
+  uint64_t requests = 0;           // requests sent, reads and writes
+  uint64_t writes = 0;             // write requests sent (also counted in `requests`)
   uint64_t exceptions = 0;         // exception responses
   uint64_t timeouts = 0;           // requests without a complete answer in time
   uint64_t bad_responses = 0;      // answers that did not fit their request
@@ -64,6 +66,30 @@ class ModbusDriver final : public Driver {
   //   DeadlineExceeded: a request got no complete answer within the timeout.
   Result<std::vector<contract::Sample>> ReadAll() override;
 
+  // Writes one tag and reads it back with a request of its own (FC1 or FC3), decoded like a
+  // poll; connects if needed. Holding registers take FC6 when the tag spans one register and
+  // FC16 when it spans several; coils take FC5. The value is converted to the registers
+  // (EncodeRegisterTag: scale and offset undone, integers rounded to the nearest, word order)
+  // or the coil state (EncodeBit: true, false, 0 or 1) before anything is sent, so a refused
+  // value never reaches the device.
+  // Errors:
+  //   NotFound: no tag has id `id`;
+  //   FailedPrecondition: the tag is an input register or a discrete input;
+  //   InvalidArgument: null, a string, NaN or infinity; a fraction for an integer tag without
+  //                    scale and offset; a value whose raw value does not fit the tag's type
+  //                    ("holding:4: 40000 is out of range for int16"); for a coil, anything but
+  //                    a bool, 0 or 1;
+  //   Aborted: the device refused the write ("... FC6 holding:4 refused: exception 02 illegal
+  //            data address") or, after the write, the read-back ("... written, but the
+  //            read-back ... was refused: ..."); the connection stays open;
+  //   Unavailable: cannot connect, the connection broke, or an answer did not fit the request
+  //                (the write may have taken effect);
+  //   DeadlineExceeded: no answer within the timeout (the write may have taken effect).
+  // After Unavailable and DeadlineExceeded the connection is closed, as after a failed
+  // ReadAll(); the next call reconnects.
+  Result<contract::Value> WriteAndReadBack(contract::TagId id,
+                                           const contract::Value& value) override;
+
   void Disconnect() override;
   uint64_t requests_sent() const override { return stats_.requests; }
 
@@ -91,6 +117,8 @@ class ModbusDriver final : public Driver {
   // Re-reads the tags of plan_[index] one by one and replaces it in the plan. Returns the
   // index of the block after the replacement.
   Result<size_t> Split(size_t index, std::vector<contract::Sample>& samples);
+  // Reads tag config_.tags[index] alone after a write to it.
+  Result<contract::Value> ReadBack(uint32_t index);
   void Decode(const ReadRequest& request, Timestamp now, std::vector<contract::Sample>& samples);
   void MarkBad(const ReadRequest& request, contract::Quality quality, Timestamp now,
                std::vector<contract::Sample>& samples) const;

@@ -192,6 +192,154 @@ max_bytes = "1GiB"
   EXPECT_THAT(cfg, StatusIs(StatusCode::kInvalidArgument, HasSubstr("needs [store] path")));
 }
 
+constexpr std::string_view kHeader = R"([node]
+group_id = "G"
+edge_node_id = "E"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+[[devices]]
+id = "d"
+driver = "modbus-tcp"
+address = "127.0.0.1:5020"
+)";
+
+TEST(EdgeConfigTest, ReadsTheWriteRulesOfTags) {
+  auto cfg = ParseEdgeConfig(std::string(kHeader) + R"(  [[devices.tags]]
+  name = "Setpoint"
+  register = "holding:0"
+  type = "float32"
+  writable = true
+  min = 10
+  max = 70.5
+  min_write_interval = "2s"
+  interlock = { tag = "Mode", equals = 1 }
+  [[devices.tags]]
+  name = "Mode"
+  register = "holding:2"
+  [[devices.tags]]
+  name = "Run"
+  register = "coil:0"
+  writable = true
+  min_write_interval = 500
+  interlock = { tag = "Door", equals = 0 }
+  [[devices.tags]]
+  name = "Door"
+  register = "coil:1"
+  [[devices.tags]]
+  name = "Plain"
+  register = "holding:3"
+  writable = false
+)",
+                             "edge.toml");
+  ASSERT_THAT(cfg, IsOk());
+  const auto& tags = cfg->devices[0].tags;
+  ASSERT_EQ(tags.size(), 5u);
+  const WriteRules& sp = tags[0].write;
+  EXPECT_TRUE(sp.writable);
+  EXPECT_EQ(sp.min, 10.0);
+  EXPECT_EQ(sp.max, 70.5);
+  EXPECT_EQ(sp.min_write_interval, std::chrono::seconds(2));
+  EXPECT_EQ(sp.interlock, (Interlock{"Mode", 1}));
+  EXPECT_EQ(tags[1].write, WriteRules{});  // not writable by default, no rules
+  const WriteRules& run = tags[2].write;
+  EXPECT_TRUE(run.writable);
+  EXPECT_FALSE(run.min.has_value());
+  EXPECT_FALSE(run.max.has_value());
+  EXPECT_EQ(run.min_write_interval, std::chrono::milliseconds(500));  // integers are ms
+  EXPECT_EQ(run.interlock, (Interlock{"Door", 0}));
+  EXPECT_FALSE(tags[4].write.writable);
+}
+
+TEST(EdgeConfigTest, TheExampleHasAWritableSetpoint) {
+  auto cfg = LoadEdgeConfig(SourceDir() + "/examples/edge.toml");
+  ASSERT_THAT(cfg, IsOk());
+  const DeviceConfig& oven = cfg->devices[1];
+  ASSERT_GE(oven.tags.size(), 3u);
+  EXPECT_EQ(oven.tags[1].name, "Setpoint");
+  EXPECT_TRUE(oven.tags[1].write.writable);
+  EXPECT_TRUE(oven.tags[1].write.min && oven.tags[1].write.max);
+  ASSERT_TRUE(oven.tags[1].write.interlock.has_value());
+  EXPECT_EQ(oven.tags[1].write.interlock->tag, "FanRunning");
+  EXPECT_FALSE(cfg->devices[0].tags[0].write.writable);
+}
+
+TEST(EdgeConfigTest, ReportsBadWriteRulesWithFileLineAndKey) {
+  auto cfg = ParseEdgeConfig(std::string(kHeader) + R"(  [[devices.tags]]
+  name = "A"
+  register = "holding:0"
+  writable = true
+  min = 80
+  max = 70
+  interlock = { tag = "Mod", equals = 1 }
+  [[devices.tags]]
+  name = "B"
+  register = "holding:1"
+  min = 1
+  max = 2
+  min_write_interval = "2s"
+  interlock = { tag = "A", equals = 1 }
+  [[devices.tags]]
+  name = "C"
+  register = "input:0"
+  writable = true
+  [[devices.tags]]
+  name = "D"
+  register = "discrete:0"
+  writable = true
+  [[devices.tags]]
+  name = "E"
+  register = "coil:0"
+  writable = true
+  min = 0
+  interlock = { tag = "E", equals = 1 }
+  [[devices.tags]]
+  name = "F"
+  register = "holding:2"
+  writable = "yes"
+  min = nan
+  min_write_interval = "soon"
+  interlock = { tag = "E", equals = 2 }
+  [[devices.tags]]
+  name = "G"
+  register = "holding:3"
+  writable = true
+  interlock = { tag = "A", value = 1 }
+  [[devices.tags]]
+  name = "H"
+  register = "holding:4"
+  writable = true
+  interlock = { equals = true }
+)",
+                             "edge.toml");
+  ASSERT_THAT(cfg, StatusIs(StatusCode::kInvalidArgument));
+  const std::string& m = cfg.status().message();
+  EXPECT_THAT(m, HasSubstr("edge.toml:14:9: devices[0].tags[0].min: min 80 is above max 70"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:16:23: devices[0].tags[0].interlock.tag: no tag 'Mod' in "
+                           "device 'd'"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:20:9: devices[0].tags[1].min: only for writable tags"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:21:9: devices[0].tags[1].max: only for writable tags"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:22:24: devices[0].tags[1].min_write_interval: only for "
+                           "writable tags"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:23:15: devices[0].tags[1].interlock: only for writable "
+                           "tags"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:27:14: devices[0].tags[2].writable: input:0 is an input "
+                           "register, which Modbus cannot write"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:31:14: devices[0].tags[3].writable: discrete:0 is a "
+                           "discrete input, which Modbus cannot write"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:36:9: devices[0].tags[4].min: not for bool tags"));
+  EXPECT_THAT(
+      m, HasSubstr("edge.toml:37:23: devices[0].tags[4].interlock.tag: must name another tag"));
+  EXPECT_THAT(m, HasSubstr("edge.toml:41:14: devices[0].tags[5].writable: expected true or false"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[5].min: must be a finite number"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[5].min_write_interval:"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[5].interlock.equals: 'E' is a bool tag: equals must "
+                           "be 1 (true) or 0 (false)"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[6].interlock.value: unknown key"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[6].interlock.equals: missing required key"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[7].interlock.tag: missing required key"));
+  EXPECT_THAT(m, HasSubstr("devices[0].tags[7].interlock.equals: expected a number"));
+}
+
 TEST(EdgeConfigTest, FingerprintFollowsTheTagTable) {
   auto a = ParseEdgeConfig(kMinimal, "edge.toml");
   ASSERT_THAT(a, IsOk());

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <utility>
+#include <vector>
 
 namespace kiln::edge {
 namespace {
@@ -20,9 +22,15 @@ class FakeDriver : public drivers::Driver {
     script_.pop_front();
     return r;
   }
+  // Records the write; the device "holds" what was written.
+  Result<Value> WriteAndReadBack(contract::TagId id, const Value& value) override {
+    writes.emplace_back(id, value);
+    return value;
+  }
   void Disconnect() override { ++disconnects; }
   uint64_t requests_sent() const override { return 0; }
   int disconnects = 0;
+  std::vector<std::pair<contract::TagId, Value>> writes;
 
  private:
   std::deque<Result<std::vector<Sample>>>& script_;

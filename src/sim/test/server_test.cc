@@ -199,6 +199,35 @@ TEST_F(ModbusServerTest, AClientWriteTakesTheRegisterOverFromItsSignal) {
   EXPECT_THAT(client.Read(100, 3), ElementsAre(300, 7, 500));
 }
 
+// FC5, FC15 and FC16 as well as FC6: what the driver's write-and-read-back and the system
+// tests rely on. A refused write leaves the register with its signal.
+TEST_F(ModbusServerTest, ClientWritesOfEveryFunctionCodeHoldTheirValues) {
+  StartPlant();
+  Client client(port_);
+  ASSERT_TRUE(client.Connect());
+  const std::vector<uint16_t> ten = {0x4120, 0x0000};                    // float32 10.0, ABCD
+  ASSERT_EQ(modbus_write_registers(client.ctx(), 0, 2, ten.data()), 2);  // FC16
+  ASSERT_EQ(modbus_write_register(client.ctx(), 4, 0xFFF9), 1);          // FC6
+  ASSERT_EQ(modbus_write_bit(client.ctx(), 0, 0), 1);                    // FC5
+  const std::vector<uint8_t> bits = {1, 0, 1};
+  ASSERT_EQ(modbus_write_bits(client.ctx(), 10, 3, bits.data()), 3);  // FC15
+  ASSERT_THAT(server_->Execute(MustParse("fault press-3 exception holding:100 2")), IsOk());
+  EXPECT_EQ(modbus_write_register(client.ctx(), 100, 999), -1);
+  EXPECT_EQ(errno, EMBXILADD);
+  ASSERT_THAT(server_->Execute(MustParse("clear press-3")), IsOk());
+
+  // Two seconds on, the step coil would be on again and the ramp at 200.
+  clock_.Advance(std::chrono::seconds(2));
+  ASSERT_THAT(server_->SyncForTest(), IsOk());
+  EXPECT_THAT(client.Read(0, 2), ElementsAre(0x4120, 0x0000));
+  EXPECT_THAT(client.Read(4, 1), ElementsAre(0xFFF9));
+  EXPECT_THAT(client.Read(100, 1), ElementsAre(200));
+  std::vector<uint8_t> coils(13, 0xFF);
+  ASSERT_EQ(modbus_read_bits(client.ctx(), 0, 13, coils.data()), 13);
+  EXPECT_EQ(coils[0], 0);
+  EXPECT_THAT(std::vector<uint8_t>(coils.begin() + 10, coils.end()), ElementsAre(1, 0, 1));
+}
+
 TEST_F(ModbusServerTest, FreezeStopsSignalsUntilCleared) {
   StartPlant();
   Client client(port_);

@@ -1,5 +1,5 @@
 #pragma once
-// Channel: sends one read request at a time to one Modbus device and classifies the
+// Channel: sends one read or write request at a time to one Modbus device and classifies the
 // outcome for the driver's error policy. The seam between ModbusDriver and libmodbus, which
 // only internal/libmodbus_channel.cc includes. Private to kiln::drivers. Single-threaded.
 #include <cstdint>
@@ -13,14 +13,14 @@
 namespace kiln::drivers::modbus::internal {
 
 enum class Outcome : uint8_t {
-  kOk,              // the values are in the output span
+  kOk,              // read: the values are in the output span; write: the device confirmed it
   kException,       // the device answered with exception `exception_code`
   kTimeout,         // no complete answer within the response timeout
   kConnectionLost,  // the connection broke: reset, closed, refused, bad descriptor...
   kBadResponse,     // an answer that does not fit the request: short, odd, bad CRC
 };
 
-struct ReadOutcome {
+struct RequestOutcome {
   Outcome outcome = Outcome::kOk;
   uint8_t exception_code = 0;  // kException only
   std::string error;           // the transport's text for anything but kOk
@@ -38,12 +38,18 @@ class Channel {
   virtual void Close() = 0;
   // Reads `count` holding or input registers at `address` into out[0, count).
   // REQUIRES: 1 <= count <= 125, out.size() >= count.
-  virtual ReadOutcome ReadRegisters(RegisterKind kind, uint16_t address, uint16_t count,
-                                    std::span<uint16_t> out) = 0;
+  virtual RequestOutcome ReadRegisters(RegisterKind kind, uint16_t address, uint16_t count,
+                                       std::span<uint16_t> out) = 0;
   // Reads `count` coils or discrete inputs at `address` into out[0, count), one 0/1 byte each.
   // REQUIRES: 1 <= count <= 2000, out.size() >= count.
-  virtual ReadOutcome ReadBits(RegisterKind kind, uint16_t address, uint16_t count,
-                               std::span<uint8_t> out) = 0;
+  virtual RequestOutcome ReadBits(RegisterKind kind, uint16_t address, uint16_t count,
+                                  std::span<uint8_t> out) = 0;
+  // Writes holding registers [address, address + values.size()): FC6 (write single register)
+  // for one value, FC16 (write multiple registers) for more.
+  // REQUIRES: 1 <= values.size() <= 123.
+  virtual RequestOutcome WriteRegisters(uint16_t address, std::span<const uint16_t> values) = 0;
+  // Writes one coil with FC5 (write single coil).
+  virtual RequestOutcome WriteCoil(uint16_t address, bool value) = 0;
 };
 
 // A channel over libmodbus: TCP (modbus_new_tcp_pi) or RTU (modbus_new_rtu). Does not

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -14,8 +15,8 @@ namespace kiln::drivers::modbus::internal {
 namespace {
 
 // Maps a libmodbus errno to the driver's error policy.
-ReadOutcome Classify(int err) {
-  ReadOutcome out;
+RequestOutcome Classify(int err) {
+  RequestOutcome out;
   out.error = modbus_strerror(err);
   if (err >= MODBUS_ENOBASE && err - MODBUS_ENOBASE < MODBUS_EXCEPTION_MAX) {
     out.outcome = Outcome::kException;
@@ -80,8 +81,8 @@ class LibmodbusChannel final : public Channel {
     connected_ = false;
   }
 
-  ReadOutcome ReadRegisters(RegisterKind kind, uint16_t address, uint16_t count,
-                            std::span<uint16_t> out) override {
+  RequestOutcome ReadRegisters(RegisterKind kind, uint16_t address, uint16_t count,
+                               std::span<uint16_t> out) override {
     if (out.size() < count) return Refuse(count);
     const int rc = kind == RegisterKind::kInputRegister
                        ? modbus_read_input_registers(ctx_, address, count, out.data())
@@ -89,8 +90,8 @@ class LibmodbusChannel final : public Channel {
     return Check(rc, count);
   }
 
-  ReadOutcome ReadBits(RegisterKind kind, uint16_t address, uint16_t count,
-                       std::span<uint8_t> out) override {
+  RequestOutcome ReadBits(RegisterKind kind, uint16_t address, uint16_t count,
+                          std::span<uint8_t> out) override {
     if (out.size() < count) return Refuse(count);
     const int rc = kind == RegisterKind::kDiscreteInput
                        ? modbus_read_input_bits(ctx_, address, count, out.data())
@@ -98,18 +99,34 @@ class LibmodbusChannel final : public Channel {
     return Check(rc, count);
   }
 
+  RequestOutcome WriteRegisters(uint16_t address, std::span<const uint16_t> values) override {
+    if (values.empty() || values.size() > MODBUS_MAX_WRITE_REGISTERS) {
+      return RequestOutcome{Outcome::kBadResponse, 0,
+                            fmt::format("cannot write {} registers at once", values.size())};
+    }
+    const auto count = static_cast<uint16_t>(values.size());
+    // libmodbus checks that the answer is a confirmation of this request (FC16: the count).
+    const int rc = count == 1 ? modbus_write_register(ctx_, address, values[0])
+                              : modbus_write_registers(ctx_, address, count, values.data());
+    return Check(rc, count);
+  }
+
+  RequestOutcome WriteCoil(uint16_t address, bool value) override {
+    return Check(modbus_write_bit(ctx_, address, value ? 1 : 0), 1);
+  }
+
  private:
-  static ReadOutcome Check(int rc, uint16_t count) {
-    if (rc == count) return ReadOutcome{};
+  static RequestOutcome Check(int rc, uint16_t count) {
+    if (rc == count) return RequestOutcome{};
     if (rc >= 0) {
-      return ReadOutcome{Outcome::kBadResponse, 0,
-                         fmt::format("{} values in the response, {} requested", rc, count)};
+      return RequestOutcome{Outcome::kBadResponse, 0,
+                            fmt::format("{} values in the response, {} requested", rc, count)};
     }
     return Classify(errno);
   }
-  static ReadOutcome Refuse(uint16_t count) {
-    return ReadOutcome{Outcome::kBadResponse, 0,
-                       fmt::format("no room for {} values in the read buffer", count)};
+  static RequestOutcome Refuse(uint16_t count) {
+    return RequestOutcome{Outcome::kBadResponse, 0,
+                          fmt::format("no room for {} values in the read buffer", count)};
   }
 
   modbus_t* const ctx_;

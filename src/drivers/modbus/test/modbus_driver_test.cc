@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -21,8 +23,10 @@ using contract::Sample;
 using contract::Value;
 using contract::ValueType;
 using ::kiln::testing::IsOk;
+using ::kiln::testing::IsOkAndHolds;
 using ::kiln::testing::StatusIs;
 using ::testing::AllOf;
+using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
@@ -348,6 +352,270 @@ TEST_F(ModbusDriverTest, RtuDeviceThatCannotBeOpenedIsUnavailable) {
               StatusIs(StatusCode::kUnavailable,
                        HasSubstr("/nonexistent/ttyKILN0: cannot connect: No such file")));
   EXPECT_FALSE(driver->connected());
+}
+
+ModbusTag Coil(uint16_t address) { return Tag(RegisterKind::kCoil, address, ValueType::kBool); }
+
+TEST_F(ModbusDriverTest, WritesEveryRegisterTypeAndReadsItBack) {
+  struct Case {
+    ModbusTag tag;
+    Value value;
+    std::vector<uint16_t> registers;  // what the device holds afterwards
+  };
+  const std::vector<Case> cases = {
+      {Holding(0, ValueType::kInt16), Value(int16_t{-5}), {0xFFFB}},
+      {Holding(1, ValueType::kUInt16), Value(uint16_t{65535}), {0xFFFF}},
+      {Holding(2, ValueType::kInt32), Value(int32_t{-123456}), {0xFFFE, 0x1DC0}},
+      {Tag(RegisterKind::kHoldingRegister, 4, ValueType::kFloat, WordOrder::kABCD),
+       Value(123.456f),
+       {0x42F6, 0xE979}},
+      {Tag(RegisterKind::kHoldingRegister, 6, ValueType::kFloat, WordOrder::kCDAB),
+       Value(123.456f),
+       {0xE979, 0x42F6}},
+      {Tag(RegisterKind::kHoldingRegister, 8, ValueType::kFloat, WordOrder::kBADC),
+       Value(123.456f),
+       {0xF642, 0x79E9}},
+      {Tag(RegisterKind::kHoldingRegister, 10, ValueType::kFloat, WordOrder::kDCBA),
+       Value(123.456f),
+       {0x79E9, 0xF642}},
+      {Holding(12, ValueType::kDouble), Value(123.456), {0x405E, 0xDD2F, 0x1A9F, 0xBE77}},
+      {Tag(RegisterKind::kHoldingRegister, 16, ValueType::kDouble, WordOrder::kDCBA),
+       Value(123.456),
+       {0x77BE, 0x9F1A, 0x2FDD, 0x5E40}},
+      {Holding(20, ValueType::kInt64), Value(int64_t{-2}), {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE}},
+  };
+  std::vector<ModbusTag> tags;
+  for (const Case& c : cases) tags.push_back(c.tag);
+  auto driver = NewDriver(Config(tags));
+  ASSERT_NE(driver, nullptr);
+
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(FormatRegister(c.tag.kind, c.tag.address));
+    EXPECT_THAT(driver->WriteAndReadBack(static_cast<contract::TagId>(100 + i), c.value),
+                IsOkAndHolds(Eq(c.value)));
+    for (size_t r = 0; r < c.registers.size(); ++r) {
+      EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister,
+                                     static_cast<uint16_t>(c.tag.address + r)),
+                c.registers[r])
+          << "register " << r;
+    }
+  }
+  // One-register tags take FC6, wider ones FC16; each write is read back with FC3 alone.
+  EXPECT_EQ(server_->requests(6), 2u);
+  EXPECT_EQ(server_->requests(16), cases.size() - 2);
+  EXPECT_EQ(server_->requests(3), cases.size());
+  EXPECT_EQ(driver->stats().writes, cases.size());
+  EXPECT_EQ(driver->requests_sent(), 2 * cases.size());
+  EXPECT_EQ(driver->stats().connects, 1u);
+
+  // A poll sees what was written.
+  const std::vector<Sample> samples = ReadAllOrDie(*driver);
+  ASSERT_THAT(samples, SizeIs(cases.size()));
+  for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(samples[i].value, cases[i].value) << i;
+}
+
+TEST_F(ModbusDriverTest, ConvertsNumbersOfAnotherTypeToTheRawType) {
+  auto driver = NewDriver(Config({Holding(0, ValueType::kInt16), Holding(1, ValueType::kFloat),
+                                  Holding(3, ValueType::kUInt32)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(-7.0)), IsOkAndHolds(Eq(Value(int16_t{-7}))));
+  EXPECT_THAT(driver->WriteAndReadBack(101, Value(int32_t{3})), IsOkAndHolds(Eq(Value(3.0f))));
+  EXPECT_THAT(driver->WriteAndReadBack(102, Value(int64_t{70000})),
+              IsOkAndHolds(Eq(Value(uint32_t{70000}))));
+  EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister, 0), 0xFFF9);
+}
+
+TEST_F(ModbusDriverTest, WritesACoilWithFC5AndReadsItBack) {
+  auto driver = NewDriver(Config({Coil(3)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(true)), IsOkAndHolds(Eq(Value(true))));
+  EXPECT_TRUE(server_->GetBit(RegisterKind::kCoil, 3));
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(int32_t{0})), IsOkAndHolds(Eq(Value(false))));
+  EXPECT_FALSE(server_->GetBit(RegisterKind::kCoil, 3));
+  EXPECT_EQ(server_->requests(5), 2u);
+  EXPECT_EQ(server_->requests(1), 2u);
+}
+
+TEST_F(ModbusDriverTest, ScaledTagWritesTheRawValueAndReadsBackTheScaledOne) {
+  ModbusTag temperature = Holding(0, ValueType::kUInt16);
+  temperature.scale = 0.1;
+  temperature.offset = -5;
+  ModbusTag halves = Holding(1, ValueType::kInt16);
+  halves.scale = 0.5;
+  auto driver = NewDriver(Config({temperature, halves}));
+  ASSERT_NE(driver, nullptr);
+
+  auto read_back = driver->WriteAndReadBack(100, Value(20.0));
+  ASSERT_THAT(read_back, IsOk());
+  ASSERT_EQ(read_back->type(), ValueType::kDouble);
+  EXPECT_DOUBLE_EQ(*read_back->get_if<double>(), 20.0);
+  EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister, 0), 250);
+
+  // 2.3 / 0.5 = 4.6 rounds to raw 5: the read-back shows what the device holds.
+  read_back = driver->WriteAndReadBack(101, Value(2.3));
+  ASSERT_THAT(read_back, IsOk());
+  EXPECT_EQ(*read_back, Value(2.5));
+  EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister, 1), 5);
+}
+
+TEST_F(ModbusDriverTest, InputRegistersAndDiscreteInputsCannotBeWritten) {
+  auto driver = NewDriver(Config({Tag(RegisterKind::kInputRegister, 0, ValueType::kUInt16),
+                                  Tag(RegisterKind::kDiscreteInput, 7, ValueType::kBool)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(uint16_t{1})),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("input:0 cannot be written")));
+  EXPECT_THAT(driver->WriteAndReadBack(101, Value(true)),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("discrete:7 cannot be written")));
+  // Refused before anything is sent, or even connected.
+  EXPECT_EQ(server_->connections(), 0u);
+  EXPECT_EQ(driver->requests_sent(), 0u);
+}
+
+TEST_F(ModbusDriverTest, ValuesThatDoNotFitTheTagAreInvalidArguments) {
+  ModbusTag scaled = Holding(10, ValueType::kUInt16);
+  scaled.scale = 0.1;
+  auto driver = NewDriver(
+      Config({Holding(0, ValueType::kInt16), Holding(1, ValueType::kFloat), scaled, Coil(0)}));
+  ASSERT_NE(driver, nullptr);
+  const std::vector<std::pair<contract::TagId, Value>> cases = {
+      {100, Value(int32_t{40000})},   // above int16
+      {100, Value(int32_t{-32769})},  // below int16
+      {100, Value(2.5)},              // a fraction for an unscaled integer
+      {100, Value("12")},             // a string
+      {100, Value()},                 // null
+      {101, Value(1e39)},             // beyond float32
+      {101, Value(std::nan(""))},     // not a number
+      {101, Value(HUGE_VAL)},         // infinity
+      {102, Value(6553.6)},           // raw 65536 after the scale
+      {102, Value(-0.1)},             // raw -1 after the scale
+      {103, Value(int32_t{2})},       // a coil takes 0 or 1
+      {103, Value(0.5)},              //
+  };
+  for (const auto& [id, value] : cases) {
+    SCOPED_TRACE(value.ToString());
+    EXPECT_THAT(driver->WriteAndReadBack(id, value), StatusIs(StatusCode::kInvalidArgument));
+  }
+  EXPECT_THAT(
+      driver->WriteAndReadBack(100, Value(int32_t{40000})),
+      StatusIs(StatusCode::kInvalidArgument, Eq("holding:0: 40000 is out of range for int16")));
+  EXPECT_THAT(driver->WriteAndReadBack(102, Value(6553.6)),
+              StatusIs(StatusCode::kInvalidArgument,
+                       Eq("holding:10: 6553.6 is out of range for uint16 (raw value 65536)")));
+  EXPECT_THAT(
+      driver->WriteAndReadBack(100, Value("12")),
+      StatusIs(StatusCode::kInvalidArgument, Eq("holding:0 (int16) cannot take a string value")));
+  EXPECT_EQ(server_->connections(), 0u);
+  EXPECT_EQ(driver->requests_sent(), 0u);
+}
+
+TEST_F(ModbusDriverTest, RefusedWriteIsAbortedNamingTheException) {
+  server_->SetRegister(RegisterKind::kHoldingRegister, 5, 9);
+  server_->InjectException(RegisterKind::kHoldingRegister, 5, kIllegalDataAddress,
+                           FaultScope::kWrites);
+  server_->InjectException(RegisterKind::kHoldingRegister, 7, kIllegalDataValue,
+                           FaultScope::kWrites);
+  server_->InjectException(RegisterKind::kCoil, 1, kServerDeviceFailure, FaultScope::kWrites);
+  auto driver =
+      NewDriver(Config({Holding(5, ValueType::kInt16), Holding(6, ValueType::kFloat), Coil(1)}));
+  ASSERT_NE(driver, nullptr);
+
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(int16_t{3})),
+              StatusIs(StatusCode::kAborted,
+                       AllOf(HasSubstr(server_->address()),
+                             HasSubstr("FC6 holding:5 refused: exception 02 illegal data "
+                                       "address"))));
+  EXPECT_THAT(driver->WriteAndReadBack(101, Value(1.5f)),
+              StatusIs(StatusCode::kAborted,
+                       HasSubstr("FC16 holding:6..7 refused: exception 03 illegal data value")));
+  EXPECT_THAT(driver->WriteAndReadBack(102, Value(true)),
+              StatusIs(StatusCode::kAborted,
+                       HasSubstr("FC5 coil:1 refused: exception 04 server device failure")));
+  EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister, 5), 9);
+  EXPECT_EQ(server_->requests(3), 0u);  // nothing to read back
+  EXPECT_EQ(driver->stats().exceptions, 3u);
+  // The device answered: the connection stays and the poll goes on.
+  EXPECT_TRUE(driver->connected());
+  const std::vector<Sample> samples = ReadAllOrDie(*driver);
+  EXPECT_EQ(samples[0].value, Value(int16_t{9}));
+  EXPECT_EQ(driver->stats().connects, 1u);
+}
+
+TEST_F(ModbusDriverTest, RefusedReadBackIsAbortedAfterTheWrite) {
+  server_->InjectException(RegisterKind::kHoldingRegister, 5, kIllegalDataAddress,
+                           FaultScope::kReads);
+  auto driver = NewDriver(Config({Holding(5)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(
+      driver->WriteAndReadBack(100, Value(uint16_t{3})),
+      StatusIs(StatusCode::kAborted,
+               HasSubstr("holding:5 written, but the read-back FC3 holding:5..5 was refused: "
+                         "exception 02 illegal data address")));
+  EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister, 5), 3);
+  EXPECT_TRUE(driver->connected());
+}
+
+TEST_F(ModbusDriverTest, BadReadBackAnswerIsUnavailableAndReconnects) {
+  server_->InjectBadResponse(RegisterKind::kHoldingRegister, 0);  // reads only
+  auto driver = NewDriver(Config({Holding(0)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(uint16_t{8})),
+              StatusIs(StatusCode::kUnavailable, HasSubstr("did not fit")));
+  EXPECT_EQ(server_->GetRegister(RegisterKind::kHoldingRegister, 0), 8);
+  EXPECT_FALSE(driver->connected());
+
+  server_->ClearFaults();
+  EXPECT_EQ(ReadAllOrDie(*driver)[0].value, Value(uint16_t{8}));
+  EXPECT_EQ(driver->stats().connects, 2u);
+}
+
+TEST_F(ModbusDriverTest, UnknownTagIsNotFound) {
+  auto driver = NewDriver(Config({Holding(0)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(driver->WriteAndReadBack(99, Value(uint16_t{1})),
+              StatusIs(StatusCode::kNotFound, HasSubstr("no tag with id 99")));
+  EXPECT_EQ(server_->connections(), 0u);
+}
+
+TEST_F(ModbusDriverTest, WriteConnectsFirstAndStoppedServerIsUnavailable) {
+  auto driver = NewDriver(Config({Holding(0)}));
+  ASSERT_NE(driver, nullptr);
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(uint16_t{1})),
+              IsOkAndHolds(Eq(Value(uint16_t{1}))));
+  EXPECT_EQ(driver->stats().connects, 1u);
+
+  server_->Stop();
+  EXPECT_THAT(
+      driver->WriteAndReadBack(100, Value(uint16_t{2})),
+      StatusIs(StatusCode::kUnavailable, HasSubstr("connection lost during FC6 holding:0")));
+  EXPECT_FALSE(driver->connected());
+  EXPECT_THAT(
+      driver->WriteAndReadBack(100, Value(uint16_t{2})),
+      StatusIs(StatusCode::kUnavailable, AllOf(HasSubstr(server_->address()),
+                                               HasSubstr("cannot connect: Connection refused"))));
+
+  ASSERT_THAT(server_->Restart(), IsOk());
+  EXPECT_EQ(ReadAllOrDie(*driver)[0].value, Value(uint16_t{1}));
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(uint16_t{2})),
+              IsOkAndHolds(Eq(Value(uint16_t{2}))));
+  EXPECT_EQ(driver->stats().connects, 2u);
+}
+
+TEST_F(ModbusDriverTest, SilentServerWriteExceedsTheDeadline) {
+  auto driver = NewDriver(Config({Holding(0)}));
+  ASSERT_NE(driver, nullptr);
+  ReadAllOrDie(*driver);
+  server_->SetSilent(true);
+  EXPECT_THAT(driver->WriteAndReadBack(100, Value(uint16_t{1})),
+              StatusIs(StatusCode::kDeadlineExceeded,
+                       HasSubstr("no answer to FC6 holding:0 within 200 ms; the write may have "
+                                 "taken effect")));
+  EXPECT_FALSE(driver->connected());
+  EXPECT_EQ(driver->stats().timeouts, 1u);
+
+  server_->SetSilent(false);
+  EXPECT_THAT(driver->ReadAll(), IsOk());
+  EXPECT_EQ(driver->stats().connects, 2u);
 }
 
 }  // namespace

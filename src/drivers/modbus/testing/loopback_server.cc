@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -32,7 +33,12 @@ enum class FaultKind : uint8_t { kException, kBadResponse };
 struct Fault {
   FaultKind kind;
   uint8_t exception_code;
+  FaultScope scope = FaultScope::kAll;
 };
+
+bool InScope(FaultScope scope, bool is_read) {
+  return scope == FaultScope::kAll || (scope == FaultScope::kReads) == is_read;
+}
 
 // Kind and span [address, address + count) of a request, when it addresses a table.
 struct Target {
@@ -160,6 +166,7 @@ struct LoopbackServer::Impl {
   void Answer(int client, const uint8_t* query, int length) {
     requests.fetch_add(1);
     const int header = modbus_get_header_length(ctx);
+    if (length > header) by_function[query[header]].fetch_add(1);
     const std::optional<Target> target = ParseTarget(query, length, header);
     MutexLock lock(mu);
     if (silent) return;
@@ -171,6 +178,7 @@ struct LoopbackServer::Impl {
           continue;
         }
         if (fault.kind == FaultKind::kException) {
+          if (!InScope(fault.scope, target->is_read)) continue;
           (void)modbus_reply_exception(ctx, query, fault.exception_code);
           return;
         }
@@ -203,6 +211,7 @@ struct LoopbackServer::Impl {
   std::jthread thread;
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> connections{0};
+  std::array<std::atomic<uint64_t>, 256> by_function{};
 
   mutable Mutex mu;
   modbus_mapping_t* mapping KILN_GUARDED_BY(mu) = nullptr;
@@ -273,9 +282,17 @@ uint16_t LoopbackServer::GetRegister(RegisterKind kind, uint16_t address) const 
   return 0;
 }
 
-void LoopbackServer::InjectException(RegisterKind kind, uint16_t address, uint8_t code) {
+bool LoopbackServer::GetBit(RegisterKind kind, uint16_t address) const {
   MutexLock lock(impl_->mu);
-  impl_->faults[{kind, address}] = Fault{FaultKind::kException, code};
+  if (kind == RegisterKind::kCoil) return impl_->mapping->tab_bits[address] != 0;
+  if (kind == RegisterKind::kDiscreteInput) return impl_->mapping->tab_input_bits[address] != 0;
+  return false;
+}
+
+void LoopbackServer::InjectException(RegisterKind kind, uint16_t address, uint8_t code,
+                                     FaultScope scope) {
+  MutexLock lock(impl_->mu);
+  impl_->faults[{kind, address}] = Fault{FaultKind::kException, code, scope};
 }
 
 void LoopbackServer::InjectBadResponse(RegisterKind kind, uint16_t address) {
@@ -294,6 +311,9 @@ void LoopbackServer::SetSilent(bool silent) {
 }
 
 uint64_t LoopbackServer::requests() const { return impl_->requests.load(); }
+uint64_t LoopbackServer::requests(uint8_t function) const {
+  return impl_->by_function[function].load();
+}
 uint64_t LoopbackServer::connections() const { return impl_->connections.load(); }
 
 }  // namespace kiln::drivers::modbus

@@ -15,6 +15,13 @@
 
 namespace kiln::drivers::modbus {
 
+// The requests an injected exception answers.
+enum class FaultScope : uint8_t {
+  kAll,     // reads and writes
+  kReads,   // FC1-FC4 only
+  kWrites,  // FC5, FC6, FC15, FC16 only
+};
+
 class LoopbackServer {
  public:
   // Listens on 127.0.0.1:`port`; 0 picks a free port.
@@ -42,9 +49,12 @@ class LoopbackServer {
   // Sets a coil or discrete input (a register kind sets nothing).
   void SetBit(RegisterKind kind, uint16_t address, bool value);
   uint16_t GetRegister(RegisterKind kind, uint16_t address) const;
+  bool GetBit(RegisterKind kind, uint16_t address) const;
 
-  // Answers every request of `kind` that touches `address` with exception `code`.
-  void InjectException(RegisterKind kind, uint16_t address, uint8_t code);
+  // Answers every request of `kind` in `scope` that touches `address` with exception `code`;
+  // a refused write changes nothing.
+  void InjectException(RegisterKind kind, uint16_t address, uint8_t code,
+                       FaultScope scope = FaultScope::kAll);
   // Answers every read of `kind` that touches `address` with one data byte too many, which
   // does not fit the request.
   void InjectBadResponse(RegisterKind kind, uint16_t address);
@@ -52,7 +62,9 @@ class LoopbackServer {
   // While set, reads requests but never answers them, so clients time out.
   void SetSilent(bool silent);
 
-  uint64_t requests() const;     // requests received
+  uint64_t requests() const;  // requests received
+  // Requests received with function code `function`, e.g. 6 for write single register.
+  uint64_t requests(uint8_t function) const;
   uint64_t connections() const;  // connections accepted
 
  private:

@@ -38,6 +38,7 @@ cat > "$RUN/mosquitto.conf" <<CONF
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence false
+set_tcp_nodelay true
 log_dest file $RUN/mosquitto.log
 CONF
 [ "$(id -u)" -eq 0 ] && echo "user root" >> "$RUN/mosquitto.conf"

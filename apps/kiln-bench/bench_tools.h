@@ -25,6 +25,7 @@ bool ParseArgs(int argc, char** argv, Args& args);
 int RunIngest(const Args& args);
 int RunHistorian(const Args& args);
 int RunGen(const Args& args);
+int RunCommands(const Args& args);
 
 // CPU seconds (user + system) a process has used so far; -1 when it cannot be read.
 double ProcessCpuSeconds(int pid);

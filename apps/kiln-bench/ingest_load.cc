@@ -1,9 +1,6 @@
 // kiln-bench ingest: N Sparkplug edge nodes publishing through a real broker into kiln-server.
-#include <arpa/inet.h>
 #include <fmt/format.h>
-#include <netdb.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +21,7 @@
 #include "contract/sparkplug/payload.h"
 #include "contract/sparkplug/topic.h"
 #include "core/host_port.h"
+#include "http/client.h"
 #include "mqtt/client.h"
 
 namespace kiln::bench {
@@ -33,36 +31,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxUnwritten = 200;  // QoS 0 messages per node handed to libmosquitto, unwritten
 
-// GET http://host:port/path with Connection: close; nullopt on any failure.
+// GET http://host:port/path; the body of a 200 answer, nullopt on anything else.
 std::optional<std::string> HttpGet(const std::string& host, uint16_t port,
                                    const std::string& path) {
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0)
-    return std::nullopt;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  const bool connected = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
-  freeaddrinfo(res);
-  if (!connected) {
-    if (fd >= 0) close(fd);
-    return std::nullopt;
-  }
-  const std::string req =
-      fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", path, host);
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return std::nullopt;
-  }
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  const size_t body = out.find("\r\n\r\n");
-  if (out.compare(0, 12, "HTTP/1.1 200") != 0 || body == std::string::npos) return std::nullopt;
-  return out.substr(body + 4);
+  http::ClientRequest req;
+  req.path = path;
+  auto r = http::Fetch(host, port, req);
+  if (!r.ok() || r->status != 200) return std::nullopt;
+  return std::move(r->body);
 }
 
 // The value of an unlabelled Prometheus sample `name` in `text`.

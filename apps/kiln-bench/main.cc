@@ -3,6 +3,7 @@
 //                         into a running kiln-server, then verifies the stored count
 //   kiln-bench historian  imports a synthetic dataset straight into a historian directory
 //                         (ingest rate, bytes per point, one-day bucket query latency)
+//   kiln-bench commands   the round trip of writes through kiln-server and kiln-edge
 //   kiln-bench gen        writes the same dataset in the Prometheus text format, for
 //                         importing into another store (bench/server/vm_compare.sh)
 #include <cstdio>
@@ -32,6 +33,10 @@ constexpr char kUsage[] =
     "      one-day query in 60 s avg buckets (median of Q runs, default 50).\n"
     "  kiln-bench gen [--series S] [--points P] [--dataset NAME] [--metric NAME]\n"
     "      writes the same points as Prometheus text lines with ms timestamps to stdout.\n"
+    "  kiln-bench commands --server URL --target G/N/D --metric M [--count 1000]\n"
+    "      writes the metric COUNT times, one after the other, each waited for until final\n"
+    "      (polling every 0.2 ms), and reports the round trip REST call to confirmed\n"
+    "      read-back: p50, p90, p99, max.\n"
     "  kiln-bench --help\n"
     "\n"
     "Exit codes: 0 done (and verified), 1 verification or runtime failure, 2 usage.\n";
@@ -49,6 +54,7 @@ int main(int argc, char** argv) {
   if (cmd == "ingest") return kiln::bench::RunIngest(args);
   if (cmd == "historian") return kiln::bench::RunHistorian(args);
   if (cmd == "gen") return kiln::bench::RunGen(args);
+  if (cmd == "commands") return kiln::bench::RunCommands(args);
   std::fprintf(stderr, "kiln-bench: unknown command '%s' (see --help)\n", argv[1]);
   return 2;
 }

@@ -225,9 +225,18 @@ int Run(const std::string& path, const std::string& log_level_flag) {
     WriteBdSeq(cfg.state_dir, bd_seq, log);
     last = bd_seq;
   };
-  edge::Uplink uplink(uplink_options, node, *queue, clock, log.Child("mqtt"), metrics);
-
+  // Writes of DCMDs go to the device's runner (its gate and driver, on its thread); the
+  // result goes back through the uplink.
   std::vector<std::unique_ptr<edge::DeviceRunner>> runners;
+  edge::Uplink* uplink_ptr = nullptr;
+  uplink_options.on_write = [&runners, &uplink_ptr](edge::EdgeNode::WriteCommand w) {
+    runners[w.device]->SubmitWrite(
+        std::move(w.command_id), std::move(w.request),
+        [&uplink_ptr](edge::CommandResult r) { uplink_ptr->PublishCommandResult(r); });
+  };
+  edge::Uplink uplink(uplink_options, node, *queue, clock, log.Child("mqtt"), metrics);
+  uplink_ptr = &uplink;
+
   for (size_t i = 0; i < cfg.devices.size(); ++i) {
     const auto& d = cfg.devices[i];
     auto driver = drivers::modbus::ModbusDriver::Create(d.modbus, clock, log.Child(d.id));
@@ -246,6 +255,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
     runners.push_back(std::make_unique<edge::DeviceRunner>(
         ro, std::move(driver).value(), edge::ScanEngine(std::move(scan)), *queue, uplink, clock,
         log.Child(d.id), metrics));
+    runners.back()->EnableWrites(std::make_unique<edge::CommandGate>(d, clock));
   }
 
   http::HttpServer http;

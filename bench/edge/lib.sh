@@ -33,6 +33,7 @@ listener $1 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 100000
+set_tcp_nodelay true
 CONF
   [ "$(id -u)" -eq 0 ] && echo "user root" >> "$RUN/mosquitto.conf"
   /usr/sbin/mosquitto -c "$RUN/mosquitto.conf" 2>"$RUN/mosquitto.log" & pids+=($!); MOSQ=$!

@@ -1,8 +1,8 @@
 #include "edge/device_runner.h"
 
-#include <algorithm>
+#include <fmt/format.h>
 
-#include "core/stop.h"
+#include <algorithm>
 
 namespace kiln::edge {
 
@@ -32,7 +32,10 @@ DeviceRunner::DeviceRunner(DeviceRunnerOptions options, std::unique_ptr<drivers:
                                    "Requests sent to the device (e.g. Modbus reads)",
                                    {{"device", options_.device_id}})),
       online_gauge_(metrics.GetGauge("kiln_edge_device_online", "1 when the device answers",
-                                     {{"device", options_.device_id}})) {}
+                                     {{"device", options_.device_id}})),
+      writes_total_(metrics.GetCounter("kiln_edge_device_writes_total",
+                                       "Command writes sent to the device (after the gate)",
+                                       {{"device", options_.device_id}})) {}
 
 DeviceRunner::~DeviceRunner() { Stop(); }
 
@@ -65,6 +68,7 @@ std::chrono::milliseconds DeviceRunner::RunOnce() {
   std::chrono::milliseconds wait = options_.poll;
   if (result.ok()) {
     backoff_.Reset();
+    for (const Sample& s : *result) last_read_[s.tag] = s;
     MutexLock lock(mu_);
     for (const Sample& s : *result) {
       if (engine_.Filter(s, now)) out.push_back(s);
@@ -124,15 +128,87 @@ void DeviceRunner::Push(const std::vector<Sample>& samples) {
   }
 }
 
+void DeviceRunner::EnableWrites(std::unique_ptr<CommandGate> gate) { gate_ = std::move(gate); }
+
+void DeviceRunner::SubmitWrite(std::string command_id, WriteRequest request, CommandDone done) {
+  {
+    std::lock_guard lock(write_mu_);
+    writes_.push_back({std::move(command_id), std::move(request), std::move(done)});
+  }
+  write_cv_.notify_all();
+}
+
+void DeviceRunner::RunWrites() {
+  std::deque<PendingWrite> writes;
+  {
+    std::lock_guard lock(write_mu_);
+    writes.swap(writes_);
+  }
+  for (PendingWrite& w : writes) w.done(Execute(w.command_id, w.request));
+}
+
+CommandResult DeviceRunner::Execute(const std::string& command_id, const WriteRequest& request) {
+  CommandResult r{command_id, options_.device_id, request.tag, "rejected", {}, std::nullopt};
+  if (!gate_) {
+    r.reason = fmt::format("device {} takes no writes", options_.device_id);
+    return r;
+  }
+  const GateDecision d = gate_->Check(request, [&](contract::TagId id) -> std::optional<Sample> {
+    auto it = last_read_.find(id);
+    if (it == last_read_.end()) return std::nullopt;
+    return it->second;
+  });
+  if (!d.allowed()) {
+    r.state = std::string(GateStateName(d.state));
+    r.reason = d.reason;
+  } else if (!online()) {
+    r.state = "failed";
+    r.reason = fmt::format("device {} is offline", options_.device_id);
+  } else {
+    gate_->RecordWrite(request.tag, clock_.Monotonic());
+    writes_total_.Increment();
+    auto written = driver_->WriteAndReadBack(*d.tag, d.value);
+    if (written.ok()) {
+      r.state = "succeeded";
+      r.read_back = written->AsDouble();
+      // The new value goes out at once, through the same filter as a poll.
+      Sample s{*d.tag, *written, contract::status::kGood, clock_.Now()};
+      last_read_[s.tag] = s;
+      const MonoTime now = clock_.Monotonic();
+      MutexLock lock(mu_);
+      if (engine_.Filter(s, now)) Push({s});
+    } else {
+      r.state = "failed";
+      r.reason = written.status().message();
+    }
+  }
+  log_.Info("write {}{}/{} = {}: {}{}{}", command_id.empty() ? "" : command_id + " ",
+            options_.device_id, request.tag, request.value.ToString(), r.state,
+            r.reason.empty() ? "" : ": ", r.reason);
+  return r;
+}
+
 void DeviceRunner::Loop(std::stop_token stop) {
   // Fixed-rate polling: the next poll is due one period after the previous one started.
+  // Writes run as soon as they are queued, between polls.
   MonoTime next = clock_.Monotonic();
-  do {
+  while (true) {
     const MonoTime started = clock_.Monotonic();
     const auto wait = RunOnce();
     next = backoff_.failures() == 0 ? std::max(next + wait, started) : clock_.Monotonic() + wait;
-  } while (SleepUntil(stop, next));
-  driver_->Disconnect();
+    while (true) {
+      RunWrites();
+      std::unique_lock lock(write_mu_);
+      if (write_cv_.wait_until(lock, stop, next, [&] { return !writes_.empty(); })) continue;
+      if (stop.stop_requested()) {
+        lock.unlock();
+        RunWrites();  // every queued write gets its answer
+        driver_->Disconnect();
+        return;
+      }
+      break;  // time for the next poll
+    }
+  }
 }
 
 }  // namespace kiln::edge

@@ -7,8 +7,14 @@
 // Thread-safe: Start() runs the loop on its own thread; CheckStale() may be called from
 // another thread (the watchdog).
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -19,10 +25,23 @@
 #include "core/metrics.h"
 #include "core/mutex.h"
 #include "drivers/driver.h"
+#include "edge/command_gate.h"
 #include "edge/scan_engine.h"
 #include "queue/sample_queue.h"
 
 namespace kiln::edge {
+
+// The outcome of one write (docs/formats/commands.md): state is "succeeded", "failed",
+// "rejected" or "expired".
+struct CommandResult {
+  std::string id;
+  std::string device;
+  std::string metric;
+  std::string state;
+  std::string reason;
+  std::optional<double> read_back;
+};
+using CommandDone = std::function<void(CommandResult)>;
 
 // Receives online/offline changes of devices (implemented by the uplink).
 class DeviceStatusSink {
@@ -55,10 +74,26 @@ class DeviceRunner {
   std::chrono::milliseconds RunOnce();
   // Marks Good tags Uncertain when the last successful read is older than 3 poll periods.
   void CheckStale();
+
+  // Writes need a gate (the device's rules); without one every write is rejected.
+  // REQUIRES: before Start().
+  void EnableWrites(std::unique_ptr<CommandGate> gate);
+  // Queues a write of a command; the loop runs it between polls (it is woken for it): the
+  // gate decides, then the driver writes and reads back. `done` is called on the loop thread.
+  // Thread-safe.
+  void SubmitWrite(std::string command_id, WriteRequest request, CommandDone done);
+  // Runs the queued writes now (the loop does it; tests call it).
+  void RunWrites();
   bool online() const;
 
  private:
   void Loop(std::stop_token stop);
+  CommandResult Execute(const std::string& command_id, const WriteRequest& request);
+  struct PendingWrite {
+    std::string command_id;
+    WriteRequest request;
+    CommandDone done;
+  };
   // Counts and queues what the scan engine passed. REQUIRES: mu_ held, so samples of one
   // device enter the queue in the order the engine produced them.
   void Push(const std::vector<contract::Sample>& samples) KILN_REQUIRES(mu_);
@@ -85,6 +120,14 @@ class DeviceRunner {
   Counter& requests_;
   uint64_t requests_seen_ = 0;  // driver requests already counted, loop thread
   Gauge& online_gauge_;
+  Counter& writes_total_;
+  std::unique_ptr<CommandGate> gate_;  // loop thread (set before Start)
+  // The last value read of each tag (not the last published: a deadband may hold that back),
+  // for the gate's interlocks. Loop thread.
+  std::map<contract::TagId, contract::Sample> last_read_;
+  std::mutex write_mu_;
+  std::condition_variable_any write_cv_;
+  std::deque<PendingWrite> writes_;  // guarded by write_mu_
 
   std::jthread thread_;
 };

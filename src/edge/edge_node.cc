@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/check.h"
 
 namespace kiln::edge {
@@ -260,6 +262,10 @@ Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic, std::strin
     ++stats_.bad_commands;
     return t.status();
   }
+  if (t->type == MessageType::kDCmd && t->group_id == options_.group_id &&
+      t->edge_node_id == options_.edge_node_id) {
+    return OnDeviceCommand(t->device_id, topic, payload);
+  }
   if (t->type != MessageType::kNCmd || t->group_id != options_.group_id ||
       t->edge_node_id != options_.edge_node_id) {
     ++stats_.bad_commands;
@@ -288,6 +294,46 @@ Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic, std::strin
   if (!rebirth || !in_session_) return Command::kNone;
   ++stats_.rebirths;
   return Command::kRebirth;
+}
+
+Result<EdgeNode::Command> EdgeNode::OnDeviceCommand(std::string_view device, std::string_view topic,
+                                                    std::string_view payload) {
+  auto dev = std::find_if(devices_.begin(), devices_.end(),
+                          [&](const DeviceState& d) { return d.id == device; });
+  if (dev == devices_.end()) {
+    ++stats_.bad_commands;
+    return InvalidArgumentError(fmt::format("{}: no device '{}' on this node", topic, device));
+  }
+  auto p = decoder_.Decode(payload);
+  if (!p.ok()) {
+    ++stats_.bad_commands;
+    return p.status().WithContext(topic);
+  }
+  writes_.clear();
+  const size_t index = static_cast<size_t>(dev - devices_.begin());
+  for (const auto& m : p->metrics) {
+    WriteCommand w;
+    w.device = index;
+    if (m.name) {
+      w.request.tag = *m.name;
+    } else if (m.alias) {
+      // Aliases are tag id + 1 and unique across the node: only this device's count.
+      const bool mine =
+          *m.alias >= 1 && *m.alias <= tags_.size() &&
+          std::find(dev->tags.begin(), dev->tags.end(), *m.alias - 1) != dev->tags.end();
+      w.request.tag = mine ? tags_[*m.alias - 1].info.name : fmt::format("#{}", *m.alias);
+    }
+    w.request.value = m.is_null ? Value() : m.value;
+    for (const auto& prop : m.properties) {
+      if (prop.key == "kiln.commandId") {
+        if (const auto* id = prop.value.get_if<std::string>()) w.command_id = *id;
+      } else if (prop.key == "kiln.expiresAt") {
+        if (auto ms = prop.value.AsInt64()) w.request.expires_at = FromEpochMillis(*ms);
+      }
+    }
+    writes_.push_back(std::move(w));
+  }
+  return writes_.empty() ? Command::kNone : Command::kWrite;
 }
 
 }  // namespace kiln::edge

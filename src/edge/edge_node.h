@@ -17,6 +17,7 @@
 #include "contract/sparkplug/topic.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "edge/command_gate.h"
 
 namespace kiln::edge {
 
@@ -102,11 +103,22 @@ class EdgeNode {
   void SetDeviceOnline(size_t device, bool online, std::vector<Message>& out);
   bool device_online(size_t device) const;
 
-  enum class Command { kNone, kRebirth };
+  enum class Command { kNone, kRebirth, kWrite };
   // Handles a message on a subscribed topic. NCMD `Node Control/Rebirth` = true gives
-  // kRebirth: the caller stops data and publishes Births() again. Errors: InvalidArgument
-  // for an undecodable or unsupported command (counted).
+  // kRebirth: the caller stops data and publishes Births() again. A DCMD of one of the
+  // node's devices gives kWrite: TakeWrites() has one WriteCommand per metric (by name, or
+  // by alias resolved to its name; an unknown alias names the tag "#<alias>", which the gate
+  // refuses). Errors: InvalidArgument for an undecodable or unsupported command (counted).
   Result<Command> OnMessage(std::string_view topic, std::string_view payload);
+
+  // One write of a DCMD (docs/formats/commands.md).
+  struct WriteCommand {
+    size_t device = 0;       // index into the constructor's list
+    std::string command_id;  // kiln.commandId; empty from hosts that send none
+    WriteRequest request;    // tag, value, kiln.expiresAt
+  };
+  // The writes of the last kWrite.
+  std::vector<WriteCommand> TakeWrites() { return std::move(writes_); }
 
   // The NDEATH to publish before a deliberate disconnect (same bdSeq as the Will).
   Message Death();
@@ -123,6 +135,8 @@ class EdgeNode {
   struct DeviceState;
 
   sparkplug::Metric BirthMetric(const TagState& tag) const;
+  Result<Command> OnDeviceCommand(std::string_view device, std::string_view topic,
+                                  std::string_view payload);
   sparkplug::Metric BdSeqMetric() const;
   Message Build(sparkplug::MessageType type, const std::string& device_id,
                 sparkplug::Payload& payload, bool with_seq);
@@ -131,8 +145,9 @@ class EdgeNode {
   EdgeNodeOptions options_;
   const Clock& clock_;
   std::vector<DeviceState> devices_;
-  std::vector<TagState> tags_;       // indexed by TagId
-  std::vector<int32_t> tag_device_;  // TagId -> device index, -1 if unknown
+  std::vector<WriteCommand> writes_;  // of the last DCMD
+  std::vector<TagState> tags_;        // indexed by TagId
+  std::vector<int32_t> tag_device_;   // TagId -> device index, -1 if unknown
   uint64_t bd_seq_;
   bool in_session_ = false;
   bool births_sent_ = false;

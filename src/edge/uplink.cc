@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "contract/sparkplug/state.h"
+#include "core/json.h"
 
 namespace kiln::edge {
 
@@ -35,6 +36,7 @@ Uplink::Uplink(UplinkOptions options, EdgeNode& node, queue::SampleQueue& queue,
                                           "Backlog samples replayed per second, lately")) {
   const EdgeNodeOptions& n = node_.options();
   barrier_topic_ = "kiln/edge/" + n.group_id + "/" + n.edge_node_id + "/barrier";
+  result_topic_ = "kiln/edge/" + n.group_id + "/" + n.edge_node_id + "/command-result";
   if (!options_.primary_host_id.empty()) {
     state_topic_ = sparkplug::BuildTopic(
         {sparkplug::MessageType::kState, "", "", "", options_.primary_host_id});
@@ -63,6 +65,51 @@ void Uplink::Stop() {
 bool Uplink::connected() const {
   MutexLock lock(mu_);
   return connected_;
+}
+
+void Uplink::PublishCommandResult(const CommandResult& r) {
+  std::string out;
+  json::Writer w(out);
+  w.BeginObject()
+      .Key("id")
+      .String(r.id)
+      .Key("device")
+      .String(r.device)
+      .Key("metric")
+      .String(r.metric)
+      .Key("state")
+      .String(r.state)
+      .Key("reason")
+      .String(r.reason);
+  if (r.read_back) w.Key("read_back").Number(*r.read_back);
+  w.Key("t").Int(ToEpochMillis(clock_.Now())).EndObject();
+  {
+    MutexLock lock(mu_);
+    results_.push_back(std::move(out));
+    // Bounded while disconnected: the oldest results go (their commands end "failed: no
+    // result" on the platform).
+    while (results_.size() > kMaxResults) results_.pop_front();
+  }
+  queue_.Wake();
+  cv_.NotifyAll();
+}
+
+void Uplink::PublishResults() {
+  std::deque<std::string> results;
+  {
+    MutexLock lock(mu_);
+    results.swap(results_);
+  }
+  while (!results.empty()) {
+    auto r = client_->Publish(result_topic_, results.front(), /*qos=*/1, /*retain=*/false);
+    if (!r.ok()) {
+      // Not connected (any more): keep them for the next connection.
+      MutexLock lock(mu_);
+      results_.insert(results_.begin(), results.begin(), results.end());
+      return;
+    }
+    results.pop_front();
+  }
 }
 
 void Uplink::OnDeviceStatus(size_t device_index, bool online) {
@@ -196,6 +243,19 @@ void Uplink::HandleEvent(mqtt::Event& e) {
         log_.Info("rebirth requested");
         births_due_ = true;
         node_.PrepareBirths();  // no data from here until the births
+      } else if (*command == EdgeNode::Command::kWrite) {
+        for (EdgeNode::WriteCommand& w : node_.TakeWrites()) {
+          if (options_.on_write) {
+            options_.on_write(std::move(w));
+          } else {
+            PublishCommandResult({w.command_id,
+                                  {},
+                                  w.request.tag,
+                                  "rejected",
+                                  "this node takes no writes",
+                                  std::nullopt});
+          }
+        }
       }
       break;
     }
@@ -370,6 +430,8 @@ void Uplink::Loop(std::stop_token stop) {
     for (auto& ce : events) {
       if (ce.generation == generation_ && client_) HandleEvent(ce.event);
     }
+
+    if (session_up_ && client_) PublishResults();
 
     const bool host_ready = state_topic_.empty() || host_online_;
     if (session_up_ && births_due_ && host_ready && barriers_.empty() && unbarriered_.empty()) {

@@ -54,6 +54,9 @@ struct UplinkOptions {
   // its STATE online=true on every connection, and an offline STATE (not older than the
   // last one seen) makes the node publish NDEATH, disconnect and start over.
   std::string primary_host_id;
+  // Receives the writes of DCMDs for the node's devices (called on the uplink thread; hand
+  // them to the device's runner). Unset: every write is answered rejected.
+  std::function<void(EdgeNode::WriteCommand)> on_write;
 };
 
 class Uplink final : public DeviceStatusSink {
@@ -66,6 +69,9 @@ class Uplink final : public DeviceStatusSink {
   // Publishes NDEATH, disconnects cleanly and stops the loop.
   void Stop();
   void OnDeviceStatus(size_t device_index, bool online) override;
+  // Queues the result of a write for kiln/edge/<group>/<node>/command-result (QoS 1, JSON of
+  // docs/formats/commands.md); sent once connected. Thread-safe.
+  void PublishCommandResult(const CommandResult& result);
   bool connected() const;
 
  private:
@@ -107,6 +113,8 @@ class Uplink final : public DeviceStatusSink {
   void HandleState(const mqtt::Event& event);
   // Adds what the node counted since the last call to the metrics.
   void SyncNodeStats();
+  // Publishes the queued command results while connected.
+  void PublishResults();
   void Shutdown();
 
   UplinkOptions options_;
@@ -120,9 +128,11 @@ class Uplink final : public DeviceStatusSink {
   std::deque<ClientEvent> mqtt_events_ KILN_GUARDED_BY(mu_);
   bool stopping_ KILN_GUARDED_BY(mu_) = false;
   std::vector<DeviceEvent> device_events_ KILN_GUARDED_BY(mu_);
+  std::deque<std::string> results_ KILN_GUARDED_BY(mu_);  // command results to publish
   bool connected_ KILN_GUARDED_BY(mu_) = false;
 
   static constexpr size_t kMaxBarriers = 4;
+  static constexpr size_t kMaxResults = 1000;
 
   // Loop-thread state.
   std::unique_ptr<mqtt::Connection> client_;
@@ -131,6 +141,7 @@ class Uplink final : public DeviceStatusSink {
   bool births_due_ = false;    // births to publish before any data (new session, rebirth)
   bool published_ = false;     // births went out on this connection (a rebirth may be due)
   std::string barrier_topic_;  // kiln/edge/<group>/<node>/barrier
+  std::string result_topic_;   // kiln/edge/<group>/<node>/command-result
   std::string state_topic_;    // spBv1.0/STATE/<primary host>, empty without one
   // Ids published since the last barrier, and those of each barrier awaiting its PUBACK.
   std::vector<queue::IdRange> unbarriered_;

@@ -418,6 +418,121 @@ Response Health(const ApiContext& ctx) {
   return Json(std::move(out), connected ? 200 : 503);
 }
 
+void WriteCommand(json::Writer& w, const Command& c) {
+  w.BeginObject()
+      .Key("id")
+      .String(c.id)
+      .Key("state")
+      .String(CommandStateName(c.state))
+      .Key("reason")
+      .String(c.reason)
+      .Key("target")
+      .String(c.target)
+      .Key("metric")
+      .String(c.metric)
+      .Key("value");
+  if (const auto* b = c.value.get_if<bool>()) {
+    w.Bool(*b);
+  } else if (auto d = c.value.AsDouble()) {
+    w.Number(*d);
+  } else {
+    w.Null();
+  }
+  w.Key("read_back");
+  if (c.read_back) {
+    w.Number(*c.read_back);
+  } else {
+    w.Null();
+  }
+  w.Key("ttl_s").Number(static_cast<double>(c.ttl_ms) / 1000);
+  if (!c.idempotency_key.empty()) w.Key("idempotency_key").String(c.idempotency_key);
+  w.Key("who").String(c.who);
+  w.Key("created").Int(c.created_ms).Key("expires").Int(c.expires_ms);
+  w.Key("delivered");
+  c.delivered_ms ? w.Int(c.delivered_ms) : w.Null();
+  w.Key("finished");
+  c.finished_ms ? w.Int(c.finished_ms) : w.Null();
+  w.EndObject();
+}
+
+Result<CommandService*> Commands(const ApiContext& ctx) {
+  if (ctx.commands == nullptr) return UnimplementedError("commands are not enabled");
+  return ctx.commands;
+}
+
+// POST /api/v1/commands {"target","metric","value","ttl_s","idempotency_key"}
+Response PostCommand(const ApiContext& ctx, const Request& req) {
+  auto service = Commands(ctx);
+  if (!service.ok()) return ErrorResponse(service.status());
+  auto doc = json::Parse(req.body);
+  if (!doc.ok()) return ErrorResponse(doc.status().WithContext("request body"));
+  if (!doc->is_object()) return ErrorResponse(InvalidArgumentError("the body must be an object"));
+  CommandRequest r;
+  for (const auto& [key, value] : doc->items()) {
+    if (key == "target" && value.AsString()) {
+      r.target = std::string(*value.AsString());
+    } else if (key == "metric" && value.AsString()) {
+      r.metric = std::string(*value.AsString());
+    } else if (key == "value" && (value.is_number() || value.is_bool())) {
+      r.value =
+          value.is_bool() ? contract::Value(*value.AsBool()) : contract::Value(*value.AsDouble());
+    } else if (key == "ttl_s" && value.AsDouble()) {
+      r.ttl = std::chrono::milliseconds(
+          static_cast<int64_t>(std::clamp(*value.AsDouble(), -1.0, 1e9) * 1000));
+    } else if (key == "idempotency_key" && value.AsString()) {
+      r.idempotency_key = std::string(*value.AsString());
+    } else {
+      return ErrorResponse(InvalidArgumentError(fmt::format(
+          "'{}': unknown key or wrong type (target, metric: strings; value: a number or a "
+          "boolean; ttl_s: seconds; idempotency_key: a string)",
+          key)));
+    }
+  }
+  if (r.target.empty()) return ErrorResponse(InvalidArgumentError("target is required"));
+  if (!doc->Find("ttl_s")) return ErrorResponse(InvalidArgumentError("ttl_s is required"));
+  auto user = req.headers.find("x-kiln-user");
+  r.who = user != req.headers.end() && !user->second.empty()
+              ? user->second
+              : fmt::format("api@{}", req.remote_address.substr(0, req.remote_address.rfind(':')));
+  auto submitted = (*service)->Submit(r);
+  if (!submitted.ok()) return ErrorResponse(submitted.status());
+  std::string out;
+  json::Writer w(out);
+  WriteCommand(w, submitted->command);
+  Response resp = Json(std::move(out), 202);
+  resp.headers.push_back({"Location", "/api/v1/commands/" + submitted->command.id});
+  return resp;
+}
+
+Response GetCommand(const ApiContext& ctx, const Request& req) {
+  auto service = Commands(ctx);
+  if (!service.ok()) return ErrorResponse(service.status());
+  auto c = (*service)->Get(req.params.at("id"));
+  if (!c) return ErrorResponse(NotFoundError(fmt::format("no command '{}'", req.params.at("id"))));
+  std::string out;
+  json::Writer w(out);
+  WriteCommand(w, *c);
+  return Json(std::move(out));
+}
+
+Response ListCommands(const ApiContext& ctx, const Request& req) {
+  auto service = Commands(ctx);
+  if (!service.ok()) return ErrorResponse(service.status());
+  size_t limit = 100;
+  if (auto l = Param(req, "limit"); !l.empty()) {
+    auto [end, ec] = std::from_chars(l.data(), l.data() + l.size(), limit);
+    if (ec != std::errc() || end != l.data() + l.size() || limit == 0 || limit > 10000) {
+      return ErrorResponse(InvalidArgumentError(fmt::format("limit={}: expected 1..10000", l)));
+    }
+  }
+  std::string out;
+  json::Writer w(out);
+  w.BeginObject().Key("commands").BeginArray();
+  for (const Command& c : (*service)->List(Param(req, "target"), limit)) WriteCommand(w, c);
+  w.EndArray().EndObject();
+  return Json(std::move(out));
+}
+
 // Wraps a handler that may fail into one that answers errors as JSON.
 http::Handler Wrap(std::function<Result<std::string>(const Request&)> fn) {
   return [fn = std::move(fn)](const Request& req) {
@@ -473,6 +588,10 @@ void RegisterApi(http::HttpServer& http, ApiContext context) {
   http.Get("/api/v1/query", Wrap([ctx](const Request& req) { return Query(*ctx, req); }));
   http.Get("/api/v1/latest", Wrap([ctx](const Request& req) { return Latest(*ctx, req); }));
   http.Get("/api/v1/stream", [ctx](const Request& req) { return Stream(*ctx, req); });
+  http.Route("POST", "/api/v1/commands",
+             [ctx](const Request& req) { return PostCommand(*ctx, req); });
+  http.Get("/api/v1/commands", [ctx](const Request& req) { return ListCommands(*ctx, req); });
+  http.Get("/api/v1/commands/{id}", [ctx](const Request& req) { return GetCommand(*ctx, req); });
   // The dashboard: every other path is a static file embedded in the binary.
   http.Get("/{path...}", [](const Request& req) {
     const web::Asset* asset = web::FindAsset(req.path);

@@ -9,6 +9,7 @@
 #include "core/metrics.h"
 #include "historian/historian.h"
 #include "http/server.h"
+#include "server/commands.h"
 #include "server/live.h"
 #include "server/registry.h"
 
@@ -22,6 +23,7 @@ struct ApiContext {
   const Clock& clock;  // "now" of relative times
   std::string host_id;
   std::function<bool()> mqtt_connected;
+  CommandService* commands = nullptr;  // nullptr: the /api/v1/commands routes answer 501
 };
 
 // Registers every route on `http`. The context's references must outlive the server.

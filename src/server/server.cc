@@ -16,6 +16,7 @@
 #include "http/server.h"
 #include "mqtt/client.h"
 #include "server/api.h"
+#include "server/commands.h"
 #include "server/ingest.h"
 #include "server/live.h"
 #include "server/registry.h"
@@ -36,7 +37,9 @@ struct Server::Impl {
   LiveHub live;
   MetricsRegistry metrics;
   std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<CommandService> commands;
   http::HttpServer http;
+  std::jthread ticker;  // CommandService::Tick every 100 ms
 
   // The MQTT session: events other than data messages go to the session thread.
   std::mutex mu;
@@ -58,6 +61,17 @@ struct Server::Impl {
   }
 
   void OnEvent(mqtt::Event e) {
+    if (e.kind == mqtt::Event::Kind::kMessage && e.topic.starts_with("kiln/edge/")) {
+      // kiln/edge/<group>/<node>/command-result
+      const size_t g = 10;
+      const size_t n = e.topic.find('/', g);
+      const size_t r = n == std::string::npos ? n : e.topic.find('/', n + 1);
+      if (r != std::string::npos && e.topic.compare(r, std::string::npos, "/command-result") == 0) {
+        commands->OnResult(std::string_view(e.topic).substr(g, n - g),
+                           std::string_view(e.topic).substr(n + 1, r - n - 1), e.payload);
+      }
+      return;
+    }
     if (e.kind == mqtt::Event::Kind::kMessage && e.topic != state_topic) {
       ingest->Enqueue(std::move(e.topic), std::move(e.payload));
       return;
@@ -69,16 +83,15 @@ struct Server::Impl {
     cv.notify_all();
   }
 
-  void PublishCommand(const std::string& topic, const std::string& payload) {
+  // Publishes an NCMD or DCMD: QoS 0, not retained, as Sparkplug requires of commands.
+  Status PublishCommand(const std::string& topic, const std::string& payload) {
     std::lock_guard lock(client_mu);
     // Sparkplug: the STATE birth is the host's first publish on every connection. A command
-    // before it is dropped; edges that follow this host rebirth on its STATE anyway.
-    if (client == nullptr || !born) {
-      log.Info("not connected and born yet: {} not sent", topic);
-      return;
-    }
+    // before it is not sent (rebirth requests: edges that follow this host rebirth on its
+    // STATE anyway; writes stay pending).
+    if (client == nullptr || !born) return UnavailableError("not connected and born yet");
     auto r = client->Publish(topic, payload, /*qos=*/0, /*retain=*/false);
-    if (!r.ok()) log.Warn("publish {}: {}", topic, r.status().ToString());
+    return r.ok() ? OkStatus() : r.status();
   }
 
   // Waits for the next session event until `deadline`; nullopt on timeout or stop.
@@ -163,7 +176,8 @@ void Server::Impl::RunConnection(std::stop_token stop) {
         log.Info("connected to {} as {} (host {})", config.mqtt_url, config.mqtt.client_id,
                  config.host_id);
         // Sparkplug: subscribe to our own STATE and the namespace, then the birth.
-        std::vector<std::string> filters = {state_topic};
+        std::vector<std::string> filters = {state_topic,
+                                            std::string(CommandService::kResultFilter)};
         if (config.groups.empty()) {
           filters.push_back(std::string(sparkplug::kNamespace) + "/#");
         } else {
@@ -172,7 +186,7 @@ void Server::Impl::RunConnection(std::stop_token stop) {
           }
         }
         for (size_t i = 0; i < filters.size(); ++i) {
-          auto mid = owned->Subscribe(filters[i], i == 0 ? 1 : 0);
+          auto mid = owned->Subscribe(filters[i], i < 2 ? 1 : 0);
           if (!mid.ok()) {
             log.Warn("subscribe {}: {}", filters[i], mid.status().ToString());
             drop_client();
@@ -264,8 +278,16 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
   impl->ingest = std::make_unique<Ingest>(
       *impl->historian, *impl->registry, impl->live, clock, impl->log.Child("ingest"), config.host,
       [raw](const std::string& topic, const std::string& payload) {
-        raw->PublishCommand(topic, payload);
+        Status s = raw->PublishCommand(topic, payload);
+        if (!s.ok()) raw->log.Info("{} not sent: {}", topic, s.ToString());
       });
+  KILN_ASSIGN_OR_RETURN(
+      impl->commands,
+      CommandService::Open(std::filesystem::path(config.storage_path) / "commands.db",
+                           *impl->registry, clock, impl->log.Child("commands"),
+                           [raw](const std::string& topic, const std::string& payload) {
+                             return raw->PublishCommand(topic, payload);
+                           }));
   impl->connects =
       &impl->metrics.GetCounter("kiln_server_mqtt_connects_total", "MQTT connections established");
   impl->ingest->ExportMetrics(impl->metrics);
@@ -275,10 +297,14 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
   impl->metrics.AddCounterCallback("kiln_server_stream_dropped_total",
                                    "live events lost by slow /api/v1/stream clients", {},
                                    [raw] { return static_cast<double>(raw->live.dropped()); });
-  ApiContext api{
-      *impl->historian, *impl->registry, impl->live, impl->metrics, clock, config.host_id, [raw] {
-        return raw->connected.load();
-      }};
+  ApiContext api{*impl->historian,
+                 *impl->registry,
+                 impl->live,
+                 impl->metrics,
+                 clock,
+                 config.host_id,
+                 [raw] { return raw->connected.load(); },
+                 impl->commands.get()};
   RegisterApi(impl->http, api);
   KILN_RETURN_IF_ERROR(impl->http.Start(config.http_listen));
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -286,6 +312,15 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
 
 void Server::Start() {
   impl_->ingest->Start();
+  impl_->ticker = std::jthread([impl = impl_.get()](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock lock(mu);
+    while (!cv.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; })) {
+      if (stop.stop_requested()) break;
+      impl->commands->Tick();
+    }
+  });
   impl_->session =
       std::jthread([impl = impl_.get()](std::stop_token stop) { impl->RunSession(stop); });
   impl_->log.Info("kiln-server host {}: REST and dashboard on http://{}:{}/", impl_->config.host_id,
@@ -301,6 +336,10 @@ void Server::Stop() {
     impl_->session.join();
   }
   impl_->http.Stop();
+  if (impl_->ticker.joinable()) {
+    impl_->ticker.request_stop();
+    impl_->ticker.join();
+  }
   impl_->ingest->Stop();
   Status s = impl_->historian->Flush();
   if (!s.ok()) impl_->log.Error("historian flush: {}", s.ToString());

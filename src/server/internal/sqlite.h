@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,6 +65,14 @@ class Sqlite {
     Bind(stmt, i, std::string_view(s));
   }
   static void Bind(sqlite3_stmt* stmt, int i, int64_t v) { sqlite3_bind_int64(stmt, i, v); }
+  // A REAL, or NULL when absent.
+  static void Bind(sqlite3_stmt* stmt, int i, const std::optional<double>& v) {
+    if (v) {
+      sqlite3_bind_double(stmt, i, *v);
+    } else {
+      sqlite3_bind_null(stmt, i);
+    }
+  }
 
   sqlite3* db_;
   std::string file_;

@@ -15,10 +15,12 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/metrics.h"
+#include "core/mutex.h"
 #include "core/testing/capturing_sink.h"
 #include "core/testing/temp_dir.h"
 #include "http/server.h"
 #include "http/testing/http_client.h"
+#include "server/commands.h"
 #include "server/live.h"
 #include "server/registry.h"
 #include "server/test/server_test_util.h"
@@ -627,6 +629,318 @@ TEST(ErrorResponseTest, MapsCodesToStatusAndStableIds) {
     EXPECT_EQ(r.content_type, "application/json");
     EXPECT_EQ(r.body, c.json);
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands
+
+TEST_F(ApiTest, CommandRoutesAnswer501WithoutACommandService) {
+  const std::string body =
+      R"({"target":"Plant1/gw-01/press-3","metric":"Temperature","value":1,"ttl_s":30})";
+  HttpClient c(http_.port());
+  c.Send(
+      "POST /api/v1/commands HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
+  HttpAnswer a = ParseHttp(c.ReadAll());
+  EXPECT_EQ(a.status, 501);
+  EXPECT_EQ(a.Header("Content-Type"), "application/json");
+  EXPECT_EQ(Canonical(a.Json()), Error("UNIMPLEMENTED", 1004, "commands are not enabled"));
+  EXPECT_EQ(GetJson("/api/v1/commands", 501),
+            Error("UNIMPLEMENTED", 1004, "commands are not enabled"));
+  EXPECT_EQ(GetJson("/api/v1/commands/c1-1", 501),
+            Error("UNIMPLEMENTED", 1004, "commands are not enabled"));
+}
+
+// The API with a CommandService over the registry of ApiTest, publishing into a recorder.
+class CommandApiTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    historian_ = testing::OpenTestHistorian(dir_.path(), clock_, sink_);
+    ASSERT_NE(historian_, nullptr);
+    auto r = Registry::Open(dir_.path() + "/registry.db");
+    ASSERT_THAT(r, IsOk());
+    registry_ = std::move(*r);
+    FillRegistry();
+    auto s = CommandService::Open(dir_.path() + "/commands.db", *registry_, clock_,
+                                  Logger(sink_, "commands"),
+                                  [this](const std::string& topic, const std::string& payload) {
+                                    MutexLock lock(sent_mu_);
+                                    sent_.emplace_back(topic, payload);
+                                    return OkStatus();
+                                  });
+    ASSERT_THAT(s, IsOk());
+    commands_ = std::move(*s);
+    ApiContext context{*historian_,
+                       *registry_,
+                       live_,
+                       metrics_,
+                       clock_,
+                       "kiln",
+                       [this] { return connected_.load(); }};
+    context.commands = commands_.get();
+    RegisterApi(http_, context);
+    ASSERT_THAT(http_.Start("127.0.0.1:0"), IsOk());
+  }
+
+  // POST /api/v1/commands with `body` and extra header lines ("Name: value\r\n").
+  HttpAnswer Post(std::string_view body, std::string_view headers = "") {
+    HttpClient c(http_.port());
+    c.Send(
+        "POST /api/v1/commands HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n" + std::string(headers) + "\r\n" + std::string(body));
+    return ParseHttp(c.ReadAll());
+  }
+  std::vector<std::string> SentTopics() {
+    MutexLock lock(sent_mu_);
+    std::vector<std::string> out;
+    for (const auto& [topic, payload] : sent_) out.push_back(topic);
+    return out;
+  }
+  sparkplug::Payload SentPayload(size_t i) {
+    std::string bytes;
+    {
+      MutexLock lock(sent_mu_);
+      if (i >= sent_.size()) {
+        ADD_FAILURE() << "no message " << i;
+        return {};
+      }
+      bytes = sent_[i].second;
+    }
+    sparkplug::Decoder decoder;
+    auto p = decoder.Decode(bytes);
+    EXPECT_THAT(p, IsOk());
+    return p.ok() ? *p : sparkplug::Payload{};
+  }
+  // The "id" of a command answer.
+  static std::string IdOf(const HttpAnswer& a) {
+    const json::Value v = a.Json();
+    const json::Value* id = v.Find("id");
+    return id != nullptr && id->AsString() ? std::string(*id->AsString()) : "<none>";
+  }
+  // Checks a 400 INVALID_ARGUMENT answer whose message contains `part`.
+  static void ExpectInvalid(const HttpAnswer& a, std::string_view part, std::string_view what) {
+    EXPECT_EQ(a.status, 400) << what << "\n" << a.body;
+    EXPECT_EQ(a.Header("Content-Type"), "application/json") << what;
+    const json::Value v = a.Json();
+    const json::Value* error = v.Find("error");
+    ASSERT_NE(error, nullptr) << what << "\n" << a.body;
+    EXPECT_EQ(error->Find("code")->AsString(), "INVALID_ARGUMENT") << what;
+    EXPECT_EQ(error->Find("id")->AsInt64(), 1001) << what;
+    EXPECT_THAT(std::string(error->Find("message")->AsString().value_or("")),
+                HasSubstr(std::string(part)))
+        << what;
+  }
+
+  static constexpr const char* kPress3 = R"("target":"Plant1/gw-01/press-3")";
+  std::unique_ptr<CommandService> commands_;
+  Mutex sent_mu_;
+  std::vector<std::pair<std::string, std::string>> sent_ KILN_GUARDED_BY(sent_mu_);
+};
+
+TEST_F(CommandApiTest, PostAnswers202WithLocationAndTheCommand) {
+  const int64_t now = ToEpochMillis(clock_.Now());
+  HttpAnswer a = Post(R"({"target":"Plant1/gw-01/press-3","metric":"Temperature","value":72.5,)"
+                      R"("ttl_s":30,"idempotency_key":"k-1"})",
+                      "X-Kiln-User: alice\r\n");
+  ASSERT_EQ(a.status, 202) << a.body;
+  EXPECT_EQ(a.Header("Content-Type"), "application/json");
+  const std::string id = IdOf(a);
+  EXPECT_EQ(a.Header("Location"), "/api/v1/commands/" + id);
+  const std::string t = std::to_string(now);
+  EXPECT_EQ(Canonical(a.Json()),
+            R"({"id":")" + id +
+                R"(","state":"delivered","reason":"","target":"Plant1/gw-01/press-3",)"
+                R"("metric":"Temperature","value":72.5,"read_back":null,"ttl_s":30,)"
+                R"("idempotency_key":"k-1","who":"alice","created":)" +
+                t + R"(,"expires":)" + std::to_string(now + 30000) + R"(,"delivered":)" + t +
+                R"(,"finished":null})");
+  // One DCMD to the device, in the metric's type (Float).
+  ASSERT_THAT(SentTopics(), ::testing::ElementsAre("spBv1.0/Plant1/DCMD/gw-01/press-3"));
+  const sparkplug::Payload p = SentPayload(0);
+  ASSERT_EQ(p.metrics.size(), 1u);
+  EXPECT_EQ(p.metrics[0].name, "Temperature");
+  EXPECT_TRUE(p.metrics[0].value == contract::Value(72.5f));
+  ASSERT_EQ(p.metrics[0].properties.size(), 2u);
+  EXPECT_TRUE(p.metrics[0].properties[0].value == contract::Value(id));
+  // The service knows it by the same id.
+  auto c = commands_->Get(id);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->who, "alice");
+  EXPECT_EQ(c->state, CommandState::kDelivered);
+}
+
+TEST_F(CommandApiTest, PostWithoutAUserHeaderRecordsTheRemoteAddress) {
+  HttpAnswer a = Post(R"({"target":"Plant1/gw-01/press-3","metric":"Alarm","value":false,)"
+                      R"("ttl_s":1.5})");
+  ASSERT_EQ(a.status, 202) << a.body;
+  const json::Value v = a.Json();
+  EXPECT_EQ(v.Find("who")->AsString(), "api@127.0.0.1");
+  EXPECT_EQ(v.Find("value")->AsBool(), false);
+  EXPECT_EQ(v.Find("ttl_s")->AsDouble(), 1.5);
+  EXPECT_EQ(v.Find("idempotency_key"), nullptr) << "absent when none was given";
+  EXPECT_EQ(*v.Find("expires")->AsInt64() - *v.Find("created")->AsInt64(), 1500);
+  // An empty header counts as none.
+  a = Post(R"({"target":"Plant1/gw-01/press-3","metric":"Alarm","value":true,"ttl_s":1})",
+           "X-Kiln-User: \r\n");
+  ASSERT_EQ(a.status, 202) << a.body;
+  EXPECT_EQ(a.Json().Find("who")->AsString(), "api@127.0.0.1");
+}
+
+TEST_F(CommandApiTest, PostToAnOfflineNodeIsPending) {
+  HttpAnswer a = Post(R"({"target":"Plant1/gw-02","metric":"bdSeq","value":4,"ttl_s":10})");
+  ASSERT_EQ(a.status, 202) << a.body;
+  const json::Value v = a.Json();
+  EXPECT_EQ(v.Find("state")->AsString(), "pending");
+  EXPECT_TRUE(v.Find("delivered")->is_null());
+  EXPECT_THAT(SentTopics(), ::testing::IsEmpty());
+}
+
+TEST_F(CommandApiTest, MalformedPostsAre400JsonErrors) {
+  struct Case {
+    std::string body;
+    std::string message;
+  };
+  const std::string m = R"("metric":"Temperature")";
+  const std::string press3 = kPress3;
+  const Case cases[] = {
+      {R"({"target":)", "request body"},
+      {"", "request body"},
+      {"[1]", "the body must be an object"},
+      {R"("text")", "the body must be an object"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":30,"colour":"red"})",
+       "'colour': unknown key or wrong type"},
+      {"{" + m + R"(,"value":1,"ttl_s":30})", "target is required"},
+      {"{" + press3 + "," + m + R"(,"value":1})", "ttl_s is required"},
+      {"{" + press3 + "," + m + R"(,"value":"72.5","ttl_s":30})",
+       "'value': unknown key or wrong type"},
+      {"{" + press3 + "," + m + R"(,"value":null,"ttl_s":30})",
+       "'value': unknown key or wrong type"},
+      {"{" + press3 + "," + m + R"(,"value":[1],"ttl_s":30})",
+       "'value': unknown key or wrong type"},
+      {R"({"target":5,)" + m + R"(,"value":1,"ttl_s":30})", "'target': unknown key or wrong type"},
+      {"{" + press3 + R"(,"metric":true,"value":1,"ttl_s":30})",
+       "'metric': unknown key or wrong type"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":"30"})",
+       "'ttl_s': unknown key or wrong type"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":30,"idempotency_key":7})",
+       "'idempotency_key': unknown key or wrong type"},
+      {"{" + press3 + R"(,"value":1,"ttl_s":30})", "metric is required"},
+      {"{" + press3 + "," + m + R"(,"ttl_s":30})", "value is required"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":0})", "ttl"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":-5})", "ttl"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":86401})", "ttl"},
+      {"{" + press3 + "," + m + R"(,"value":1,"ttl_s":1e300})", "ttl"},
+      {R"({"target":"Plant1",)" + m + R"(,"value":1,"ttl_s":30})", "target"},
+      {R"({"target":"Plant1/gw-01/press-3/x",)" + m + R"(,"value":1,"ttl_s":30})", "target"},
+      {"{" + press3 + R"(,"metric":"Mode","value":1,"ttl_s":30})", "String"},
+      {"{" + press3 + R"(,"metric":"Alarm","value":1,"ttl_s":30})", "Boolean"},
+  };
+  for (const Case& c : cases) ExpectInvalid(Post(c.body), c.message, c.body);
+  EXPECT_THAT(SentTopics(), ::testing::IsEmpty());
+  EXPECT_EQ(GetJson("/api/v1/commands"), R"({"commands":[]})");
+}
+
+TEST_F(CommandApiTest, BoolValueForAFloatMetricIs400) {
+  // A bool for a numeric tag is refused (not written as 1.0).
+  ExpectInvalid(Post(R"({"target":"Plant1/gw-01/press-3","metric":"Temperature","value":true,)"
+                     R"("ttl_s":30})"),
+                "Float", "bool for Float");
+  EXPECT_THAT(SentTopics(), ::testing::IsEmpty());
+}
+
+TEST_F(CommandApiTest, UnknownTargetOrMetricIs404) {
+  HttpAnswer a = Post(R"({"target":"Plant1/gw-01/press-3","metric":"Nope","value":1,"ttl_s":30})");
+  EXPECT_EQ(a.status, 404) << a.body;
+  EXPECT_EQ(Canonical(a.Json()),
+            Error("NOT_FOUND", 1002, "'Plant1/gw-01/press-3' has no metric 'Nope'"));
+  a = Post(R"({"target":"Plant1/gw-01/press-9","metric":"Temperature","value":1,"ttl_s":30})");
+  EXPECT_EQ(a.status, 404) << a.body;
+  EXPECT_EQ(Canonical(a.Json()), Error("NOT_FOUND", 1002, "no device 'Plant1/gw-01/press-9'"));
+  a = Post(R"({"target":"Plant1/gw-09/press-3","metric":"Temperature","value":1,"ttl_s":30})");
+  EXPECT_EQ(a.status, 404) << a.body;
+  EXPECT_EQ(Canonical(a.Json()), Error("NOT_FOUND", 1002, "no edge node 'Plant1/gw-09'"));
+  EXPECT_THAT(SentTopics(), ::testing::IsEmpty());
+}
+
+TEST_F(CommandApiTest, RepeatedIdempotencyKeyWritesOnceAndMisuseIs409) {
+  const std::string body =
+      R"({"target":"Plant1/gw-01/press-3","metric":"Temperature","value":72.5,"ttl_s":30,)"
+      R"("idempotency_key":"op-42"})";
+  HttpAnswer first = Post(body);
+  ASSERT_EQ(first.status, 202) << first.body;
+  clock_.Advance(std::chrono::seconds(1));
+  HttpAnswer again = Post(body);
+  ASSERT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(IdOf(again), IdOf(first));
+  EXPECT_EQ(again.Header("Location"), first.Header("Location"));
+  EXPECT_EQ(Canonical(again.Json()), Canonical(first.Json()));
+  EXPECT_EQ(SentTopics().size(), 1u) << "one write";
+
+  HttpAnswer misuse =
+      Post(R"({"target":"Plant1/gw-01/press-3","metric":"Temperature","value":80,"ttl_s":30,)"
+           R"("idempotency_key":"op-42"})");
+  EXPECT_EQ(misuse.status, 409) << misuse.body;
+  EXPECT_EQ(Canonical(misuse.Json()),
+            Error("FAILED_PRECONDITION", 1003,
+                  "idempotency_key 'op-42' was used for another command (" + IdOf(first) + ")"));
+  EXPECT_EQ(SentTopics().size(), 1u);
+}
+
+TEST_F(CommandApiTest, GetByIdFollowsTheCommand) {
+  HttpAnswer posted =
+      Post(R"({"target":"Plant1/gw-01/press-4","metric":"Level","value":2.25,"ttl_s":30})",
+           "X-Kiln-User: bob\r\n");
+  ASSERT_EQ(posted.status, 202) << posted.body;
+  const std::string id = IdOf(posted);
+  EXPECT_EQ(GetJson(posted.Header("Location")), Canonical(posted.Json()));
+
+  clock_.Advance(std::chrono::milliseconds(40));
+  commands_->OnResult("Plant1", "gw-01",
+                      R"({"id":")" + id +
+                          R"(","device":"press-4","metric":"Level","state":"succeeded",)"
+                          R"("reason":"","read_back":2.25,"t":1})");
+  const json::Value v = json::Parse(GetJson("/api/v1/commands/" + id)).value();
+  EXPECT_EQ(v.Find("state")->AsString(), "succeeded");
+  EXPECT_EQ(v.Find("read_back")->AsDouble(), 2.25);
+  EXPECT_EQ(v.Find("who")->AsString(), "bob");
+  EXPECT_EQ(v.Find("finished")->AsInt64(), ToEpochMillis(clock_.Now()));
+
+  EXPECT_EQ(GetJson("/api/v1/commands/nope", 404), Error("NOT_FOUND", 1002, "no command 'nope'"));
+}
+
+TEST_F(CommandApiTest, ListIsNewestFirstAndFiltersByTarget) {
+  HttpAnswer a =
+      Post(R"({"target":"Plant1/gw-01/press-3","metric":"Temperature","value":1,"ttl_s":30})");
+  ASSERT_EQ(a.status, 202) << a.body;
+  clock_.Advance(std::chrono::milliseconds(5));
+  HttpAnswer b = Post(R"({"target":"Plant1/gw-01/press-4","metric":"Level","value":2,"ttl_s":30})");
+  ASSERT_EQ(b.status, 202) << b.body;
+  auto ids = [&](std::string_view query, int status = 200) {
+    std::vector<std::string> out;
+    const json::Value v =
+        json::Parse(GetJson(std::string("/api/v1/commands") + std::string(query), status)).value();
+    if (const json::Value* list = v.Find("commands")) {
+      for (const auto& c : list->elements()) out.emplace_back(c.Find("id")->AsString().value());
+    }
+    return out;
+  };
+  using ::testing::ElementsAre;
+  EXPECT_THAT(ids(""), ElementsAre(IdOf(b), IdOf(a)));
+  EXPECT_THAT(ids("?target=Plant1/gw-01"), ElementsAre(IdOf(b), IdOf(a)));
+  EXPECT_THAT(ids("?target=Plant1/gw-01/press-4"), ElementsAre(IdOf(b)));
+  EXPECT_THAT(ids("?target=Plant1%2Fgw-01%2Fpress-3"), ElementsAre(IdOf(a)));
+  EXPECT_THAT(ids("?target=Plant9"), ::testing::IsEmpty());
+  EXPECT_THAT(ids("?limit=1"), ElementsAre(IdOf(b)));
+  // Whole objects, as GET by id answers them.
+  const json::Value v =
+      json::Parse(GetJson("/api/v1/commands?target=Plant1/gw-01/press-4")).value();
+  EXPECT_EQ(Canonical(v), R"({"commands":[)" + Canonical(b.Json()) + "]}");
+  EXPECT_EQ(GetJson("/api/v1/commands?limit=0", 400),
+            Error("INVALID_ARGUMENT", 1001, "limit=0: expected 1..10000"));
+  EXPECT_EQ(GetJson("/api/v1/commands?limit=lots", 400),
+            Error("INVALID_ARGUMENT", 1001, "limit=lots: expected 1..10000"));
 }
 
 }  // namespace

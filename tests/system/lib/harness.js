@@ -217,6 +217,26 @@ function httpGet(port, urlPath, timeoutMs = 2000) {
   });
 }
 
+// A request with a body (JSON when `body` is not a string); resolves { status, headers, body }.
+function httpRequest(port, method, urlPath, body, headers = {}, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const req = http.request({
+      host: '127.0.0.1', port, path: urlPath, method, timeout: timeoutMs,
+      headers: { ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}), ...headers },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: timeout`)));
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
 // Sum of every series of a Prometheus metric in a text exposition (0 when absent).
 function promValue(text, name) {
   let sum = 0;
@@ -550,6 +570,13 @@ class Server {
     return r;
   }
 
+  // POST a JSON body; resolves { status, body, json }.
+  async post(urlPath, body, headers) {
+    const r = await httpRequest(this.httpPort, 'POST', urlPath, body, headers);
+    try { r.json = JSON.parse(r.body); } catch { r.json = undefined; }
+    return r;
+  }
+
   // GET a JSON API path that must answer 200.
   async api(urlPath) {
     const r = await this.get(urlPath);
@@ -720,6 +747,6 @@ async function withEnv(t, name, body) {
 }
 
 module.exports = {
-  BIN_DIR, REPO_ROOT, binPath, missingBinaries, waitFor, notifyChange, freePort, tcpAccepts, httpGet,
+  BIN_DIR, REPO_ROOT, binPath, missingBinaries, waitFor, notifyChange, freePort, tcpAccepts, httpGet, httpRequest,
   promValue, toToml, Proc, Mosquitto, Sim, Edge, Server, Env, withEnv, runSync,
 };

@@ -82,7 +82,9 @@ class Plant {
       tags: d.tags.map((t) => {
         const tag = { name: t.name, register: t.register, type: t.type };
         if (t.word_order) tag.word_order = t.word_order;
-        for (const k of ['scale', 'offset', 'deadband', 'unit']) if (t[k] !== undefined) tag[k] = t[k];
+        for (const k of ['scale', 'offset', 'deadband', 'unit', 'writable', 'min', 'max', 'min_write_interval', 'interlock']) {
+          if (t[k] !== undefined) tag[k] = t[k];
+        }
         return tag;
       }),
     }));

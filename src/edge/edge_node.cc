@@ -298,6 +298,7 @@ Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic, std::strin
 
 Result<EdgeNode::Command> EdgeNode::OnDeviceCommand(std::string_view device, std::string_view topic,
                                                     std::string_view payload) {
+  writes_.clear();
   auto dev = std::find_if(devices_.begin(), devices_.end(),
                           [&](const DeviceState& d) { return d.id == device; });
   if (dev == devices_.end()) {
@@ -309,11 +310,11 @@ Result<EdgeNode::Command> EdgeNode::OnDeviceCommand(std::string_view device, std
     ++stats_.bad_commands;
     return p.status().WithContext(topic);
   }
-  writes_.clear();
   const size_t index = static_cast<size_t>(dev - devices_.begin());
   for (const auto& m : p->metrics) {
     WriteCommand w;
     w.device = index;
+    w.device_id = dev->id;
     if (m.name) {
       w.request.tag = *m.name;
     } else if (m.alias) {
@@ -328,7 +329,16 @@ Result<EdgeNode::Command> EdgeNode::OnDeviceCommand(std::string_view device, std
       if (prop.key == "kiln.commandId") {
         if (const auto* id = prop.value.get_if<std::string>()) w.command_id = *id;
       } else if (prop.key == "kiln.expiresAt") {
-        if (auto ms = prop.value.AsInt64()) w.request.expires_at = FromEpochMillis(*ms);
+        // A UInt64 of ms since the epoch. Beyond what a Timestamp holds (about the year 2255,
+        // e.g. UINT64_MAX as "never"), it does not expire.
+        constexpr uint64_t kMaxMs = 9'000'000'000'000;
+        std::optional<uint64_t> ms;
+        if (const auto* u = prop.value.get_if<uint64_t>()) {
+          ms = *u;
+        } else if (const auto* i = prop.value.get_if<int64_t>(); i && *i >= 0) {
+          ms = static_cast<uint64_t>(*i);
+        }
+        if (ms && *ms <= kMaxMs) w.request.expires_at = FromEpochMillis(static_cast<int64_t>(*ms));
       }
     }
     writes_.push_back(std::move(w));

@@ -113,7 +113,8 @@ class EdgeNode {
 
   // One write of a DCMD (docs/formats/commands.md).
   struct WriteCommand {
-    size_t device = 0;       // index into the constructor's list
+    size_t device = 0;  // index into the constructor's list
+    std::string device_id;
     std::string command_id;  // kiln.commandId; empty from hosts that send none
     WriteRequest request;    // tag, value, kiln.expiresAt
   };

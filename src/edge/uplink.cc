@@ -106,6 +106,7 @@ void Uplink::PublishResults() {
       // Not connected (any more): keep them for the next connection.
       MutexLock lock(mu_);
       results_.insert(results_.begin(), results.begin(), results.end());
+      while (results_.size() > kMaxResults) results_.pop_front();
       return;
     }
     results.pop_front();
@@ -248,12 +249,8 @@ void Uplink::HandleEvent(mqtt::Event& e) {
           if (options_.on_write) {
             options_.on_write(std::move(w));
           } else {
-            PublishCommandResult({w.command_id,
-                                  {},
-                                  w.request.tag,
-                                  "rejected",
-                                  "this node takes no writes",
-                                  std::nullopt});
+            PublishCommandResult({w.command_id, w.device_id, w.request.tag, "rejected",
+                                  "this node takes no writes", std::nullopt});
           }
         }
       }

@@ -3,6 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "testing/status_matchers.h"
 
 namespace kiln::edge {
@@ -311,6 +316,178 @@ TEST_F(EdgeNodeTest, CommandTopicsCoverNodeAndDevices) {
   EXPECT_THAT(node_.CommandTopics(), ::testing::ElementsAre("spBv1.0/Plant1/NCMD/gw-01",
                                                             "spBv1.0/Plant1/DCMD/gw-01/press-3",
                                                             "spBv1.0/Plant1/DCMD/gw-01/oven-1"));
+}
+
+// A Sparkplug command metric for DCMD tests: by name or by alias, with Kiln's properties.
+struct CommandMetric {
+  std::optional<std::string> name;
+  std::optional<uint64_t> alias;
+  DataType datatype = DataType::kDouble;
+  Value value;
+  std::optional<std::string> command_id;  // kiln.commandId (String)
+  std::optional<uint64_t> expires_at;     // kiln.expiresAt (UInt64)
+};
+
+CommandMetric Named(std::string name, DataType datatype, Value value,
+                    std::optional<std::string> command_id = std::nullopt,
+                    std::optional<uint64_t> expires_at = std::nullopt) {
+  return {std::move(name),  std::nullopt,          datatype,
+          std::move(value), std::move(command_id), expires_at};
+}
+
+CommandMetric Aliased(uint64_t alias, DataType datatype, Value value,
+                      std::optional<std::string> command_id = std::nullopt) {
+  return {std::nullopt, alias, datatype, std::move(value), std::move(command_id), std::nullopt};
+}
+
+std::string EncodeCommand(const std::vector<CommandMetric>& metrics) {
+  sparkplug::Payload cmd;
+  cmd.timestamp = 1764230400000;
+  for (const CommandMetric& c : metrics) {
+    sparkplug::Metric m;
+    m.name = c.name;
+    m.alias = c.alias;
+    m.datatype = c.datatype;
+    m.value = c.value;
+    if (c.command_id) {
+      m.properties.push_back({"kiln.commandId", DataType::kString, Value(*c.command_id)});
+    }
+    if (c.expires_at) {
+      m.properties.push_back({"kiln.expiresAt", DataType::kUInt64, Value(*c.expires_at)});
+    }
+    cmd.metrics.push_back(std::move(m));
+  }
+  sparkplug::Encoder enc;
+  std::string bytes;
+  EXPECT_THAT(enc.Encode(cmd, bytes), IsOk());
+  return bytes;
+}
+
+TEST_F(EdgeNodeTest, DeviceCommandByNameGivesOneWritePerMetricWithItsProperties) {
+  node_.BeginSession();
+  auto command = node_.OnMessage(
+      "spBv1.0/Plant1/DCMD/gw-01/press-3",
+      EncodeCommand(
+          {Named("Temperature", DataType::kFloat, Value(55.5f), "c-9f2", uint64_t{1764230400123}),
+           Named("Running", DataType::kBoolean, Value(true))}));
+  ASSERT_THAT(command, IsOk());
+  EXPECT_EQ(*command, EdgeNode::Command::kWrite);
+  const std::vector<EdgeNode::WriteCommand> writes = node_.TakeWrites();
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].device, 0u);
+  EXPECT_EQ(writes[0].command_id, "c-9f2");
+  EXPECT_EQ(writes[0].request.tag, "Temperature");
+  EXPECT_EQ(writes[0].request.value, Value(55.5f));
+  EXPECT_EQ(writes[0].request.expires_at, FromEpochMillis(1764230400123));
+  // A third-party host sends no properties: no id, never expires.
+  EXPECT_EQ(writes[1].device, 0u);
+  EXPECT_EQ(writes[1].command_id, "");
+  EXPECT_EQ(writes[1].request.tag, "Running");
+  EXPECT_EQ(writes[1].request.value, Value(true));
+  EXPECT_FALSE(writes[1].request.expires_at.has_value());
+  EXPECT_EQ(node_.stats().bad_commands, 0u);
+  EXPECT_TRUE(node_.TakeWrites().empty());  // taken
+}
+
+TEST_F(EdgeNodeTest, DeviceCommandByAliasIsResolvedToTheTagName) {
+  auto command = node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/oven-1",
+                                 EncodeCommand({Aliased(3, DataType::kDouble, Value(2.5), "c-1")}));
+  ASSERT_THAT(command, IsOk());
+  EXPECT_EQ(*command, EdgeNode::Command::kWrite);
+  const std::vector<EdgeNode::WriteCommand> writes = node_.TakeWrites();
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].device, 1u);  // oven-1
+  EXPECT_EQ(writes[0].command_id, "c-1");
+  EXPECT_EQ(writes[0].request.tag, "Pressure");  // alias 3 = tag id 2 + 1
+  EXPECT_EQ(writes[0].request.value, Value(2.5));
+  EXPECT_FALSE(writes[0].request.expires_at.has_value());
+}
+
+TEST_F(EdgeNodeTest, AliasOfAnotherDeviceOrOfNoTagIsNamedByItsNumber) {
+  // Alias 3 is oven-1's Pressure: not press-3's, so the gate must not find it there.
+  auto command = node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/press-3",
+                                 EncodeCommand({Aliased(3, DataType::kDouble, Value(1.0)),
+                                                Aliased(99, DataType::kDouble, Value(1.0)),
+                                                Aliased(1, DataType::kFloat, Value(7.0f))}));
+  ASSERT_THAT(command, IsOk());
+  EXPECT_EQ(*command, EdgeNode::Command::kWrite);
+  const std::vector<EdgeNode::WriteCommand> writes = node_.TakeWrites();
+  ASSERT_EQ(writes.size(), 3u);
+  EXPECT_EQ(writes[0].request.tag, "#3");
+  EXPECT_EQ(writes[1].request.tag, "#99");
+  EXPECT_EQ(writes[2].request.tag, "Temperature");
+  for (const auto& w : writes) EXPECT_EQ(w.device, 0u);
+}
+
+TEST_F(EdgeNodeTest, DeviceCommandOfAnUnknownDeviceIsRefusedAndCounted) {
+  auto command =
+      node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/press-9",
+                      EncodeCommand({Named("Temperature", DataType::kFloat, Value(1.0f), "c-1")}));
+  EXPECT_THAT(command, StatusIs(StatusCode::kInvalidArgument, ::testing::HasSubstr("press-9")));
+  EXPECT_EQ(node_.stats().bad_commands, 1u);
+  EXPECT_TRUE(node_.TakeWrites().empty());
+}
+
+TEST_F(EdgeNodeTest, DeviceCommandOfAnotherNodeOrGroupGivesNoWrites) {
+  const std::string bytes =
+      EncodeCommand({Named("Temperature", DataType::kFloat, Value(1.0f), "c-1")});
+  for (const char* topic :
+       {"spBv1.0/Plant1/DCMD/gw-02/press-3", "spBv1.0/Plant2/DCMD/gw-01/press-3"}) {
+    auto command = node_.OnMessage(topic, bytes);
+    EXPECT_THAT(command, StatusIs(StatusCode::kInvalidArgument)) << topic;
+    EXPECT_TRUE(node_.TakeWrites().empty()) << topic;
+  }
+  EXPECT_EQ(node_.stats().bad_commands, 2u);
+}
+
+TEST_F(EdgeNodeTest, UndecodableDeviceCommandIsCounted) {
+  EXPECT_THAT(node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/press-3", "\xff\xff\xff"),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ(node_.stats().bad_commands, 1u);
+  EXPECT_TRUE(node_.TakeWrites().empty());
+}
+
+TEST_F(EdgeNodeTest, DeviceCommandWithoutMetricsIsNothingToDo) {
+  auto command = node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/press-3", EncodeCommand({}));
+  ASSERT_THAT(command, IsOk());
+  EXPECT_EQ(*command, EdgeNode::Command::kNone);
+  EXPECT_TRUE(node_.TakeWrites().empty());
+  EXPECT_EQ(node_.stats().bad_commands, 0u);
+}
+
+TEST_F(EdgeNodeTest, ExpiryBeyondTheTimestampRangeDoesNotExpireTheWrite) {
+  // kiln.expiresAt is a UInt64: a host may send "far in the future". It must never read as
+  // a time in the past (every write refused "expired"), nor overflow.
+  auto command =
+      node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/press-3",
+                      EncodeCommand({Named("Temperature", DataType::kFloat, Value(1.0f), "c-1",
+                                           std::numeric_limits<uint64_t>::max())}));
+  ASSERT_THAT(command, IsOk());
+  const std::vector<EdgeNode::WriteCommand> writes = node_.TakeWrites();
+  ASSERT_EQ(writes.size(), 1u);
+  // UINT64_MAX ("never") must not wrap to -1 ms (1969) nor overflow the nanosecond Timestamp:
+  // beyond what a Timestamp holds, the write does not expire.
+  EXPECT_TRUE(!writes[0].request.expires_at || *writes[0].request.expires_at > clock_.Now());
+}
+
+TEST_F(EdgeNodeTest, RebirthStillWorksAlongsideDeviceCommands) {
+  node_.BeginSession();
+  auto write =
+      node_.OnMessage("spBv1.0/Plant1/DCMD/gw-01/press-3",
+                      EncodeCommand({Named("Temperature", DataType::kFloat, Value(1.0f), "c-1")}));
+  ASSERT_THAT(write, IsOk());
+  EXPECT_EQ(*write, EdgeNode::Command::kWrite);
+  auto rebirth = node_.OnMessage(
+      "spBv1.0/Plant1/NCMD/gw-01",
+      EncodeCommand({Named("Node Control/Rebirth", DataType::kBoolean, Value(true))}));
+  ASSERT_THAT(rebirth, IsOk());
+  EXPECT_EQ(*rebirth, EdgeNode::Command::kRebirth);
+  EXPECT_EQ(node_.stats().rebirths, 1u);
+  EXPECT_EQ(node_.stats().bad_commands, 0u);
+  // The NCMD is no write: an NCMD naming a device tag is an unsupported node command.
+  EXPECT_THAT(node_.OnMessage("spBv1.0/Plant1/NCMD/gw-01",
+                              EncodeCommand({Named("Temperature", DataType::kFloat, Value(1.0f))})),
+              StatusIs(StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -3,10 +3,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "contract/sparkplug/payload.h"
 #include "contract/sparkplug/state.h"
+#include "core/json.h"
 
 namespace kiln::edge {
 namespace {
@@ -513,6 +519,254 @@ TEST_F(UplinkTest, StopPublishesNDeathThenDisconnects) {
   EXPECT_EQ(log[log.size() - 2].topic, "spBv1.0/Plant1/NDEATH/gw-01");
   EXPECT_EQ(log[log.size() - 2].qos, 1);
   EXPECT_EQ(log.back().kind, "disconnect");
+}
+
+// Wall time stands still at a known instant (for the results' "t"); monotonic time is real,
+// since the uplink loop waits on it.
+class FixedWallClock final : public Clock {
+ public:
+  Timestamp Now() const override { return FromEpochMillis(1764230400123); }
+  MonoTime Monotonic() const override { return std::chrono::steady_clock::now(); }
+};
+
+// Wraps the fake broker's connections to record the retain flag of each publish.
+class RetainRecorder {
+ public:
+  mqtt::ConnectFn Wrap(mqtt::ConnectFn inner) {
+    return [this, inner](const mqtt::ClientOptions& o, const std::optional<mqtt::WillMessage>& w,
+                         mqtt::EventHandler h) -> Result<std::unique_ptr<mqtt::Connection>> {
+      auto c = inner(o, w, std::move(h));
+      if (!c.ok()) return c.status();
+      return std::unique_ptr<mqtt::Connection>(new Connection(*this, std::move(c).value()));
+    };
+  }
+  std::vector<std::pair<std::string, bool>> retains() const {
+    std::lock_guard lock(mu_);
+    return retains_;
+  }
+
+ private:
+  class Connection : public mqtt::Connection {
+   public:
+    Connection(RetainRecorder& r, std::unique_ptr<mqtt::Connection> inner)
+        : r_(r), inner_(std::move(inner)) {}
+    Result<int> Publish(std::string_view topic, std::string_view payload, int qos,
+                        bool retain) override {
+      {
+        std::lock_guard lock(r_.mu_);
+        r_.retains_.emplace_back(std::string(topic), retain);
+      }
+      return inner_->Publish(topic, payload, qos, retain);
+    }
+    Result<int> Subscribe(std::string_view topic, int qos) override {
+      return inner_->Subscribe(topic, qos);
+    }
+    Status Disconnect() override { return inner_->Disconnect(); }
+
+   private:
+    RetainRecorder& r_;
+    std::unique_ptr<mqtt::Connection> inner_;
+  };
+
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, bool>> retains_;
+};
+
+class CommandUplinkTest : public UplinkTest {
+ protected:
+  static constexpr std::string_view kResultTopic = "kiln/edge/Plant1/gw-01/command-result";
+
+  CommandUplinkTest() { Make(/*with_on_write=*/false); }
+  ~CommandUplinkTest() override { uplink_->Stop(); }  // before the members it uses go
+
+  void Make(bool with_on_write) {
+    UplinkOptions o;
+    o.mqtt.client_id = "test";
+    o.reconnect_initial = 1ms;
+    o.reconnect_max = 2ms;
+    o.connect = retains_.Wrap(broker_.Connect());
+    if (with_on_write) {
+      o.on_write = [this](EdgeNode::WriteCommand w) {
+        std::lock_guard lock(writes_mu_);
+        writes_.push_back(std::move(w));
+        writes_cv_.notify_all();
+      };
+    }
+    uplink_ = std::make_unique<Uplink>(o, node_, queue_, wall_, log_, metrics_);
+  }
+
+  static std::string Dcmd(std::vector<std::pair<std::string, Value>> metrics,
+                          const std::string& command_id) {
+    sparkplug::Payload cmd;
+    cmd.timestamp = 1764230400000;
+    for (auto& [name, value] : metrics) {
+      sparkplug::Metric m;
+      m.name = name;
+      m.datatype = value.type() == ValueType::kBool ? sparkplug::DataType::kBoolean
+                                                    : sparkplug::DataType::kDouble;
+      m.value = value;
+      m.properties.push_back({"kiln.commandId", sparkplug::DataType::kString, Value(command_id)});
+      cmd.metrics.push_back(std::move(m));
+    }
+    std::string bytes;
+    sparkplug::Encoder enc;
+    EXPECT_TRUE(enc.Encode(cmd, bytes).ok());
+    return bytes;
+  }
+  void SendDcmd(const std::string& payload) {
+    broker_.Send(
+        {mqtt::Event::Kind::kMessage, 0, {}, "spBv1.0/Plant1/DCMD/gw-01/press-3", payload, 0});
+  }
+  bool WaitWrites(size_t n) {
+    std::unique_lock lock(writes_mu_);
+    return writes_cv_.wait_for(lock, 10s, [&] { return writes_.size() >= n; });
+  }
+  // Index in the broker's log of the last subscription to `topic` (-1 if none).
+  static long LastSubscribe(const std::vector<FakeBroker::Entry>& log, std::string_view topic) {
+    long at = -1;
+    for (size_t i = 0; i < log.size(); ++i) {
+      if (log[i].kind == "subscribe" && log[i].topic == topic) at = static_cast<long>(i);
+    }
+    return at;
+  }
+  static std::string Json(const std::string& id, const std::string& state,
+                          const std::string& reason, const std::string& read_back) {
+    return R"({"id":")" + id + R"(","device":"press-3","metric":"Setpoint","state":")" + state +
+           R"(","reason":")" + reason + "\"" +
+           (read_back.empty() ? std::string() : ",\"read_back\":" + read_back) +
+           ",\"t\":1764230400123}";
+  }
+  static CommandResult Succeeded(std::string id, std::string state = "succeeded") {
+    return CommandResult{std::move(id), "press-3", "Setpoint", std::move(state), "", 72.5};
+  }
+
+  FixedWallClock wall_;
+  RetainRecorder retains_;
+  std::mutex writes_mu_;
+  std::condition_variable writes_cv_;
+  std::vector<EdgeNode::WriteCommand> writes_;
+};
+
+TEST_F(CommandUplinkTest, DeviceCommandWritesGoToOnWrite) {
+  Make(/*with_on_write=*/true);
+  StartWithDeviceBorn();
+  SendDcmd(Dcmd({{"Temperature", Value(55.5)}, {"Running", Value(true)}}, "c-9f2"));
+  ASSERT_TRUE(WaitWrites(2));
+  {
+    std::lock_guard lock(writes_mu_);
+    EXPECT_EQ(writes_[0].device, 0u);
+    EXPECT_EQ(writes_[0].command_id, "c-9f2");
+    EXPECT_EQ(writes_[0].request.tag, "Temperature");
+    EXPECT_EQ(writes_[0].request.value, Value(55.5));
+    EXPECT_EQ(writes_[1].request.tag, "Running");
+    EXPECT_EQ(writes_[1].request.value, Value(true));
+  }
+  // The result is the runner's to publish, not the uplink's.
+  uplink_->Stop();
+  EXPECT_TRUE(broker_.published("/command-result").empty());
+}
+
+TEST_F(CommandUplinkTest, WithoutOnWriteEveryWriteIsAnsweredRejected) {
+  StartWithDeviceBorn();
+  SendDcmd(Dcmd({{"Temperature", Value(55.5)}, {"Running", Value(true)}}, "c-9f2"));
+  WaitPublished("/command-result", 2);
+  const auto results = broker_.published("/command-result");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].topic, kResultTopic);
+  EXPECT_EQ(results[0].qos, 1);
+  const std::vector<std::string> metrics = {"Temperature", "Running"};
+  for (size_t i = 0; i < 2; ++i) {
+    auto doc = json::Parse(results[i].payload);
+    ASSERT_TRUE(doc.ok()) << results[i].payload;
+    EXPECT_EQ(doc->Find("id")->AsString(), "c-9f2");
+    EXPECT_EQ(doc->Find("metric")->AsString(), metrics[i]);
+    EXPECT_EQ(doc->Find("state")->AsString(), "rejected");
+    EXPECT_EQ(doc->Find("reason")->AsString(), "this node takes no writes");
+    EXPECT_EQ(doc->Find("read_back"), nullptr);
+    EXPECT_EQ(doc->Find("t")->AsInt64(), 1764230400123);
+    // Every result names the device of the DCMD (docs/formats/commands.md).
+    ASSERT_NE(doc->Find("device"), nullptr);
+    EXPECT_EQ(doc->Find("device")->AsString(), "press-3") << results[i].payload;
+  }
+}
+
+TEST_F(CommandUplinkTest, ResultIsPublishedAtQos1NotRetainedAsTheDocumentedJson) {
+  StartWithDeviceBorn();
+  uplink_->PublishCommandResult(Succeeded("c-9f2"));
+  uplink_->PublishCommandResult(
+      {"", "press-3", "Setpoint", "failed", "exception 02 \"illegal data address\"", {}});
+  WaitPublished("/command-result", 2);
+  const auto results = broker_.published("/command-result");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].topic, kResultTopic);
+  EXPECT_EQ(results[0].qos, 1);
+  EXPECT_EQ(results[0].payload, Json("c-9f2", "succeeded", "", "72.5"));
+  EXPECT_EQ(results[1].qos, 1);
+  // No read_back when nothing was read back; the reason is escaped.
+  EXPECT_EQ(results[1].payload, Json("", "failed", R"(exception 02 \"illegal data address\")", ""));
+  size_t seen = 0;
+  for (const auto& [topic, retain] : retains_.retains()) {
+    if (topic != kResultTopic) continue;
+    ++seen;
+    EXPECT_FALSE(retain);
+  }
+  EXPECT_EQ(seen, 2u);
+}
+
+TEST_F(CommandUplinkTest, ResultsQueuedWhileDisconnectedGoOutOnceConnected) {
+  uplink_->PublishCommandResult(Succeeded("c-1"));  // before any connection
+  uplink_->Start();
+  WaitConnects(1);
+  uplink_->PublishCommandResult(Succeeded("c-2"));  // connecting, no CONNACK yet
+  Accept();
+  WaitPublished("/command-result", 2);
+  auto log = broker_.log();
+  auto results = broker_.published("/command-result");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].payload, Json("c-1", "succeeded", "", "72.5"));
+  EXPECT_EQ(results[1].payload, Json("c-2", "succeeded", "", "72.5"));
+  // Not before the broker accepted the session (it subscribes to commands right then).
+  const long subscribed = LastSubscribe(log, "spBv1.0/Plant1/NCMD/gw-01");
+  ASSERT_GE(subscribed, 0);
+  for (size_t i = 0; i < static_cast<size_t>(subscribed); ++i) {
+    EXPECT_EQ(log[i].topic.find("/command-result"), std::string::npos) << i;
+  }
+
+  // The connection drops; a result produced meanwhile waits for the next session.
+  broker_.Send({mqtt::Event::Kind::kDisconnected, 7, "lost", {}, {}, 0});
+  WaitConnects(2);
+  uplink_->PublishCommandResult(Succeeded("c-3"));
+  Accept();
+  WaitPublished("/command-result", 3);
+  log = broker_.log();
+  results = broker_.published("/command-result");
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].payload, Json("c-3", "succeeded", "", "72.5"));
+  const long resubscribed = LastSubscribe(log, "spBv1.0/Plant1/NCMD/gw-01");
+  ASSERT_GT(resubscribed, subscribed);
+  long c3 = -1;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].kind == "publish" && log[i].payload.find("\"c-3\"") != std::string::npos) {
+      c3 = static_cast<long>(i);
+    }
+  }
+  EXPECT_GT(c3, resubscribed);
+}
+
+TEST_F(CommandUplinkTest, MoreThan1000QueuedResultsKeepTheNewest1000) {
+  for (int i = 0; i < 1005; ++i) uplink_->PublishCommandResult(Succeeded("c-" + std::to_string(i)));
+  uplink_->Start();
+  WaitConnects(1);
+  Accept();
+  WaitPublished("/command-result", 1000);
+  uplink_->PublishCommandResult(Succeeded("last"));  // everything before it is out by then
+  WaitPublished("/command-result", 1001);
+  const auto results = broker_.published("/command-result");
+  ASSERT_EQ(results.size(), 1001u);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(results[i].payload, Json("c-" + std::to_string(i + 5), "succeeded", "", "72.5")) << i;
+  }
+  EXPECT_EQ(results[1000].payload, Json("last", "succeeded", "", "72.5"));
 }
 
 }  // namespace

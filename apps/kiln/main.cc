@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -37,7 +38,8 @@ constexpr char kUsage[] =
     "  kiln cmd write GROUP/NODE/DEVICE/METRIC VALUE [--ttl 30s] [--key IDEMPOTENCY_KEY]\n"
     "      writes VALUE (a number, true or false) to a device tag through the edge's gate,\n"
     "      waits for the final state and prints it (also the read-back value).\n"
-    "      GROUP/NODE/METRIC writes a node metric. The metric is the part after the last '/'.\n"
+    "      The metric is everything after the third '/'. Without --key a random idempotency\n"
+    "      key is used and printed: repeat with --key KEY and it never writes twice.\n"
     "  kiln cmd list [--target GROUP/NODE/DEVICE] [--limit 20]\n"
     "      the most recent commands, newest first.\n"
     "  kiln --help | --version\n"
@@ -47,7 +49,7 @@ constexpr char kUsage[] =
     "  --user NAME    who you are, for the audit trail (default $USER)\n"
     "\n"
     "Exit codes: 0 succeeded (write) or listed, 1 the command ended failed, rejected or\n"
-    "expired, 2 usage, 3 the server could not be reached or refused the request.\n";
+    "expired, 2 usage, 3 the server could not be reached or refused the request (4xx/5xx).\n";
 
 struct Args {
   std::vector<std::string> positional;
@@ -58,7 +60,9 @@ std::optional<Args> Parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string_view s = argv[i];
-    if (s.starts_with("--")) {
+    if (s == "--help" || s == "-h" || s == "--version") {
+      a.options[std::string(s.substr(s.find_first_not_of('-')))] = "";
+    } else if (s.starts_with("--")) {
       s.remove_prefix(2);
       if (const size_t eq = s.find('='); eq != std::string_view::npos) {
         a.options[std::string(s.substr(0, eq))] = std::string(s.substr(eq + 1));
@@ -125,9 +129,16 @@ int Write(const Client& client, const Args& a) {
     std::fprintf(stderr, "kiln: usage: kiln cmd write GROUP/NODE/DEVICE/METRIC VALUE\n");
     return kExitUsage;
   }
+  // GROUP/NODE/DEVICE/METRIC: the metric is everything after the third '/' (metric names may
+  // contain '/').
   const std::string& path = a.positional[2];
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == path.size()) {
+  size_t slash = std::string::npos;
+  for (int i = 0, from = 0; i < 3; ++i) {
+    slash = path.find('/', static_cast<size_t>(from));
+    if (slash == std::string::npos) break;
+    from = static_cast<int>(slash) + 1;
+  }
+  if (slash == std::string::npos || slash + 1 == path.size()) {
     std::fprintf(stderr, "kiln: '%s': expected GROUP/NODE/DEVICE/METRIC\n", path.c_str());
     return kExitUsage;
   }
@@ -161,7 +172,14 @@ int Write(const Client& client, const Args& a) {
       .Raw(value_json)
       .Key("ttl_s")
       .Number(static_cast<double>(ttl->count()) / 1000);
-  if (auto key = Option(a, "key", ""); !key.empty()) w.Key("idempotency_key").String(key);
+  // Always an idempotency key (a random one unless given), printed, so that running the same
+  // command again with --key after a timeout can never write twice.
+  std::string key = Option(a, "key", "");
+  if (key.empty()) {
+    std::random_device rd;
+    key = fmt::format("cli-{:08x}{:08x}", rd(), rd());
+  }
+  w.Key("idempotency_key").String(key);
   w.EndObject();
   auto r = client.Call("POST", "/api/v1/commands", body);
   if (!r.ok()) {
@@ -169,6 +187,8 @@ int Write(const Client& client, const Args& a) {
     return kExitServer;
   }
   if (r->status != 202) return ServerError(*r);
+  std::fprintf(stderr, "idempotency key %s (repeat with --key %s: never a second write)\n",
+               key.c_str(), key.c_str());
   auto doc = json::Parse(r->body);
   if (!doc.ok()) return ServerError(*r);
   const std::string id = Str(*doc, "id");
@@ -249,12 +269,11 @@ int List(const Client& client, const Args& a) {
 int main(int argc, char** argv) {
   auto args = Parse(argc, argv);
   if (!args) return kExitUsage;
-  if (args->options.count("help") || (argc > 1 && std::string_view(argv[1]) == "-h") ||
-      (argc == 2 && std::string_view(argv[1]) == "--help")) {
+  if (args->options.count("help") || args->options.count("h")) {
     std::fputs(kUsage, stdout);
     return kExitOk;
   }
-  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+  if (args->options.count("version")) {
     std::printf("kiln %s\n", KILN_VERSION);
     return kExitOk;
   }

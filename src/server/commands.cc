@@ -85,6 +85,65 @@ std::optional<DataType> DataTypeNamed(std::string_view name) {
   return std::nullopt;
 }
 
+// The value as the metric's type, exactly: a fraction or an out-of-range number for an integer
+// type, or a number beyond float for Float, is refused rather than rounded or saturated (the
+// edge's gate could not see what was meant). Errors: InvalidArgument.
+Result<contract::Value> ExactValue(const contract::Value& v, contract::ValueType type) {
+  using contract::ValueType;
+  if (type == ValueType::kBool) {
+    if (v.get_if<bool>()) return v;
+    return InvalidArgumentError("expected true or false");
+  }
+  const std::optional<double> d = v.get_if<bool>() ? std::nullopt : v.AsDouble();
+  if (!d || !std::isfinite(*d)) return InvalidArgumentError("expected a finite number");
+  double lo = 0, hi = 0;
+  switch (type) {
+    case ValueType::kFloat:
+      if (std::fabs(*d) > std::numeric_limits<float>::max()) {
+        return InvalidArgumentError(fmt::format("{} does not fit a Float", *d));
+      }
+      return contract::Value(static_cast<float>(*d));
+    case ValueType::kDouble:
+      return contract::Value(*d);
+    case ValueType::kInt8:
+      lo = -128;
+      hi = 127;
+      break;
+    case ValueType::kInt16:
+      lo = -32768;
+      hi = 32767;
+      break;
+    case ValueType::kInt32:
+      lo = -2147483648.0;
+      hi = 2147483647.0;
+      break;
+    case ValueType::kInt64:
+      lo = -9223372036854775808.0;
+      hi = 9223372036854774784.0;
+      break;
+    case ValueType::kUInt8:
+      hi = 255;
+      break;
+    case ValueType::kUInt16:
+      hi = 65535;
+      break;
+    case ValueType::kUInt32:
+      hi = 4294967295.0;
+      break;
+    case ValueType::kUInt64:
+      hi = 18446744073709549568.0;
+      break;
+    default:
+      return InvalidArgumentError("not a writable type");
+  }
+  if (*d != std::trunc(*d))
+    return InvalidArgumentError(fmt::format("{} is not a whole number", *d));
+  if (*d < lo || *d > hi) {
+    return InvalidArgumentError(fmt::format("{} is out of range ({}..{})", *d, lo, hi));
+  }
+  return contract::Value::FromDouble(*d, type);
+}
+
 struct Target {
   std::string group, node, device;
 };
@@ -275,6 +334,12 @@ Result<CommandService::Submitted> CommandService::Validate(const CommandRequest&
     return InvalidArgumentError("idempotency_key is longer than 200 characters");
   }
   KILN_ASSIGN_OR_RETURN(Target target, ParseTarget(request.target));
+  if (target.device.empty()) {
+    // The edge gates device tags only (NCMD carries Node Control, not tag writes).
+    return InvalidArgumentError(
+        fmt::format("target '{}': expected group/node/device (node metrics cannot be written)",
+                    request.target));
+  }
   MutexLock lock(mu_);
   if (!request.idempotency_key.empty()) {
     if (auto existing = Read("idempotency_key = ?", request.idempotency_key)) {
@@ -316,11 +381,10 @@ Result<CommandService::Submitted> CommandService::Validate(const CommandRequest&
         fmt::format("{}/{} is a {} metric: only numbers and booleans can be written",
                     request.target, request.metric, m->datatype));
   }
-  const bool is_bool = request.value.get_if<bool>() != nullptr;
-  const std::optional<double> number = is_bool ? std::nullopt : request.value.AsDouble();
-  if (*vt == contract::ValueType::kBool ? !is_bool : !number || !std::isfinite(*number)) {
-    return InvalidArgumentError(fmt::format("{}/{} is {}: value {} does not fit", request.target,
-                                            request.metric, m->datatype, ValueJson(request.value)));
+  if (auto exact = ExactValue(request.value, *vt); !exact.ok()) {
+    return InvalidArgumentError(fmt::format("{}/{} is {}: value {} does not fit: {}",
+                                            request.target, request.metric, m->datatype,
+                                            ValueJson(request.value), exact.status().message()));
   }
   Command c;
   const int64_t now = NowMs();
@@ -357,9 +421,11 @@ Status CommandService::Deliver(Command& c, sparkplug::DataType datatype) {
   m.name = c.metric;
   m.timestamp = p.timestamp;
   m.datatype = datatype;
-  const auto vt = sparkplug::ValueTypeFor(datatype).value_or(contract::ValueType::kDouble);
-  m.value = vt == contract::ValueType::kBool ? c.value
-                                             : contract::Value::FromDouble(*c.value.AsDouble(), vt);
+  const auto vt = sparkplug::ValueTypeFor(datatype);
+  if (!vt)
+    return FailedPreconditionError(fmt::format("{} is not writable", DataTypeName(datatype)));
+  // Exactly, or not at all (a rebirth may have changed the metric's type since the submit).
+  KILN_ASSIGN_OR_RETURN(m.value, ExactValue(c.value, *vt));
   m.properties.push_back({"kiln.commandId", DataType::kString, contract::Value(c.id)});
   m.properties.push_back(
       {"kiln.expiresAt", DataType::kUInt64, contract::Value(static_cast<uint64_t>(c.expires_ms))});
@@ -373,20 +439,36 @@ Status CommandService::Deliver(Command& c, sparkplug::DataType datatype) {
   topic.group_id = target.group;
   topic.edge_node_id = target.node;
   topic.device_id = target.device;
-  KILN_RETURN_IF_ERROR(publish_(sparkplug::BuildTopic(topic), bytes));
+  // The intent is durable before the DCMD leaves: after a crash a command is never sent again.
   c.state = CommandState::kDelivered;
   c.delivered_ms = NowMs();
-  return Record(c, "delivered");
+  KILN_RETURN_IF_ERROR(Record(c, "delivered"));
+  Status sent = publish_(sparkplug::BuildTopic(topic), bytes);
+  if (!sent.ok()) {
+    // Not sent after all (no connection): pending again, for the next Tick.
+    c.state = CommandState::kPending;
+    c.delivered_ms = 0;
+    Status s = Save(c);
+    if (!s.ok()) log_.Error("command {}: {}", c.id, s.ToString());
+  }
+  return sent;
 }
 
-void CommandService::Finish(Command& c, CommandState state, std::string reason) {
-  c.state = state;
-  c.reason = std::move(reason);
-  c.finished_ms = NowMs();
-  Status s = Record(c, CommandStateName(state));
-  if (!s.ok()) log_.Error("command {}: {}", c.id, s.ToString());
+Status CommandService::Finish(Command& c, CommandState state, std::string reason) {
+  Command done = c;
+  done.state = state;
+  done.reason = std::move(reason);
+  done.finished_ms = NowMs();
+  Status s = Record(done, CommandStateName(state));
+  if (!s.ok()) {
+    // Stays open (and as it was): the next Tick tries again.
+    log_.Error("command {}: cannot record {}: {}", c.id, CommandStateName(state), s.ToString());
+    return s;
+  }
+  c = std::move(done);
   log_.Info("command {} {}{}{}", c.id, CommandStateName(state), c.reason.empty() ? "" : ": ",
             c.reason);
+  return OkStatus();
 }
 
 void CommandService::OnResult(std::string_view group, std::string_view node,
@@ -416,17 +498,20 @@ void CommandService::OnResult(std::string_view group, std::string_view node,
     log_.Warn("{}/{}: result for command {} of another node ({})", group, node, it->id, it->target);
     return;
   }
+  const json::Value* reason = doc->Find("reason");
+  Command& c = *it;
   if (const json::Value* rb = doc->Find("read_back")) {
     if (auto b = rb->AsBool()) {
-      it->read_back = *b ? 1.0 : 0.0;
+      c.read_back = *b ? 1.0 : 0.0;
     } else {
-      it->read_back = rb->AsDouble();
+      c.read_back = rb->AsDouble();
     }
   }
-  const json::Value* reason = doc->Find("reason");
-  Finish(*it, final_state,
-         reason && reason->AsString() ? std::string(*reason->AsString()) : std::string());
-  open_.erase(it);
+  if (Finish(c, final_state,
+             reason && reason->AsString() ? std::string(*reason->AsString()) : std::string())
+          .ok()) {
+    open_.erase(it);
+  }
 }
 
 void CommandService::Tick() {
@@ -435,15 +520,19 @@ void CommandService::Tick() {
   for (auto it = open_.begin(); it != open_.end();) {
     Command& c = *it;
     if (c.state == CommandState::kPending && now >= c.expires_ms) {
-      Finish(c, CommandState::kExpired, "not delivered within its ttl: the device was offline");
-      it = open_.erase(it);
+      const bool done =
+          Finish(c, CommandState::kExpired, "not delivered within its ttl: the device was offline")
+              .ok();
+      it = done ? open_.erase(it) : it + 1;
       continue;
     }
     if (c.state == CommandState::kDelivered &&
         now >= c.expires_ms + options_.result_grace.count()) {
-      Finish(c, CommandState::kFailed,
-             "no result from the edge within the ttl (it may or may not have been written)");
-      it = open_.erase(it);
+      const bool done =
+          Finish(c, CommandState::kFailed,
+                 "no result from the edge within the ttl (it may or may not have been written)")
+              .ok();
+      it = done ? open_.erase(it) : it + 1;
       continue;
     }
     if (c.state == CommandState::kPending) {

@@ -102,11 +102,12 @@ class CommandService {
   // The newest first; those whose target starts with `target_prefix`.
   std::vector<Command> List(std::string_view target_prefix, size_t limit = 100) const;
 
-  // A result from an edge (the JSON of docs/formats/commands.md), received on
-  // kiln/edge/<group>/<node>/command-result. Malformed results are logged and ignored.
+  // Applies a result from an edge (the JSON of docs/formats/commands.md), received on
+  // kiln/edge/<group>/<node>/command-result. Malformed results are logged and ignored. It
+  // commits (with fsync): do not call it on the MQTT network thread.
   void OnResult(std::string_view group, std::string_view node, std::string_view json);
   // Delivers pending commands whose device is online, expires and times out the overdue.
-  // Call periodically (every ~100 ms) and after births.
+  // Call periodically (every ~100 ms); a device's birth is noticed by the next call.
   void Tick();
 
   // The topic filter of results, for the MQTT subscription.
@@ -123,7 +124,8 @@ class CommandService {
   Status Audit(const Command& c, std::string_view action) KILN_REQUIRES(mu_);
   // Save and Audit in one transaction.
   Status Record(const Command& c, std::string_view action) KILN_REQUIRES(mu_);
-  void Finish(Command& c, CommandState state, std::string reason) KILN_REQUIRES(mu_);
+  // Records the final state; on failure the command is left as it was (still open).
+  Status Finish(Command& c, CommandState state, std::string reason) KILN_REQUIRES(mu_);
   Status Deliver(Command& c, sparkplug::DataType datatype) KILN_REQUIRES(mu_);
   int64_t NowMs() const { return ToEpochMillis(clock_.Now()); }
 

@@ -39,7 +39,17 @@ struct Server::Impl {
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<CommandService> commands;
   http::HttpServer http;
-  std::jthread ticker;  // CommandService::Tick every 100 ms
+  // Command results from the MQTT thread, applied by the ticker thread, which also runs
+  // CommandService::Tick every 100 ms.
+  struct Result_ {
+    std::string group, node, json;
+  };
+  static constexpr size_t kMaxQueuedResults = 10000;
+  std::mutex results_mu;
+  std::condition_variable_any results_cv;
+  std::deque<Result_> results;   // guarded by results_mu
+  uint64_t results_dropped = 0;  // guarded by results_mu
+  std::jthread ticker;
 
   // The MQTT session: events other than data messages go to the session thread.
   std::mutex mu;
@@ -67,8 +77,15 @@ struct Server::Impl {
       const size_t n = e.topic.find('/', g);
       const size_t r = n == std::string::npos ? n : e.topic.find('/', n + 1);
       if (r != std::string::npos && e.topic.compare(r, std::string::npos, "/command-result") == 0) {
-        commands->OnResult(std::string_view(e.topic).substr(g, n - g),
-                           std::string_view(e.topic).substr(n + 1, r - n - 1), e.payload);
+        // Applied on the ticker thread: it commits with fsync, which must not stall MQTT.
+        std::lock_guard lock(results_mu);
+        if (results.size() < kMaxQueuedResults) {
+          results.push_back(
+              {e.topic.substr(g, n - g), e.topic.substr(n + 1, r - n - 1), std::move(e.payload)});
+        } else {
+          ++results_dropped;
+        }
+        results_cv.notify_all();
       }
       return;
     }
@@ -292,6 +309,12 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
       &impl->metrics.GetCounter("kiln_server_mqtt_connects_total", "MQTT connections established");
   impl->ingest->ExportMetrics(impl->metrics);
   ExportHistorianMetrics(*impl->historian, impl->metrics);
+  impl->metrics.AddCounterCallback("kiln_server_command_results_dropped_total",
+                                   "command results dropped: more than 10000 waiting to be applied",
+                                   {}, [raw] {
+                                     std::lock_guard lock(raw->results_mu);
+                                     return static_cast<double>(raw->results_dropped);
+                                   });
   impl->metrics.AddGaugeCallback("kiln_server_mqtt_connected", "1 while connected to the broker",
                                  {}, [raw] { return raw->connected.load() ? 1.0 : 0.0; });
   impl->metrics.AddCounterCallback("kiln_server_stream_dropped_total",
@@ -313,11 +336,15 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
 void Server::Start() {
   impl_->ingest->Start();
   impl_->ticker = std::jthread([impl = impl_.get()](std::stop_token stop) {
-    std::mutex mu;
-    std::condition_variable_any cv;
-    std::unique_lock lock(mu);
-    while (!cv.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; })) {
-      if (stop.stop_requested()) break;
+    while (!stop.stop_requested()) {
+      std::deque<Impl::Result_> results;
+      {
+        std::unique_lock lock(impl->results_mu);
+        impl->results_cv.wait_for(lock, stop, std::chrono::milliseconds(100),
+                                  [&] { return !impl->results.empty(); });
+        results.swap(impl->results);
+      }
+      for (const auto& r : results) impl->commands->OnResult(r.group, r.node, r.json);
       impl->commands->Tick();
     }
   });

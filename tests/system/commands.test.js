@@ -96,6 +96,9 @@ test('a write passes the gate, changes the register and ends succeeded with the 
       execFile(binPath('kiln'), [...args, '--server', server.url, '--user', 'cli-user'], { timeout: 20000 },
         (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
     });
+    const help = await cli(['--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /kiln cmd write/);
     const w = await cli(['cmd', 'write', `${TARGET}/Limit`, '11', '--ttl', '5s']);
     assert.equal(w.code, 0, `kiln cmd write: ${w.stdout}${w.stderr}`);
     assert.match(w.stdout, /Limit = 11: succeeded \(read back 11\)/);
@@ -182,6 +185,8 @@ test('malformed requests get a 400 with a clear message', { skip, timeout: 60000
       [{ target: TARGET, metric: 'Setpoint', value: 200 }, /ttl_s is required/],
       [{ metric: 'Setpoint', value: 200, ttl_s: 10 }, /target is required/],
       [{ target: 'Plant1', metric: 'Setpoint', value: 200, ttl_s: 10 }, /group\/node\/device/],
+      [{ target: 'Plant1/gw-01', metric: 'bdSeq', value: 2, ttl_s: 10 }, /node metrics cannot be written/],
+      [{ target: TARGET, metric: 'Limit', value: 70000, ttl_s: 10 }, /out of range/],
       [{ target: TARGET, metric: 'Setpoint', value: 200, ttl_s: 10, colour: 'red' }, /colour/],
     ];
     for (const [body, message] of cases) {

@@ -788,8 +788,15 @@ TEST_F(CommandApiTest, PostWithoutAUserHeaderRecordsTheRemoteAddress) {
   EXPECT_EQ(a.Json().Find("who")->AsString(), "api@127.0.0.1");
 }
 
-TEST_F(CommandApiTest, PostToAnOfflineNodeIsPending) {
+TEST_F(CommandApiTest, PostToANodeMetricIs400) {
   HttpAnswer a = Post(R"({"target":"Plant1/gw-02","metric":"bdSeq","value":4,"ttl_s":10})");
+  ASSERT_EQ(a.status, 400) << a.body;
+  EXPECT_THAT(SentTopics(), ::testing::IsEmpty());
+}
+
+TEST_F(CommandApiTest, PostToAnOfflineDeviceIsPending) {
+  ASSERT_THAT(registry_->Death({"Plant1", "gw-01"}, "press-4", kT0 + 1), IsOk());
+  HttpAnswer a = Post(R"({"target":"Plant1/gw-01/press-4","metric":"Level","value":4,"ttl_s":10})");
   ASSERT_EQ(a.status, 202) << a.body;
   const json::Value v = a.Json();
   EXPECT_EQ(v.Find("state")->AsString(), "pending");

@@ -341,8 +341,8 @@ TEST_F(CommandServiceTest, ValueIsConvertedToTheMetricsDatatype) {
     Value sent;
   };
   const Case cases[] = {
-      {"Count", Value(300.6), DataType::kInt16, Value(int16_t{301})},
-      {"Count", Value(-2.4), DataType::kInt16, Value(int16_t{-2})},
+      {"Count", Value(300.0), DataType::kInt16, Value(int16_t{300})},
+      {"Count", Value(int64_t{-2}), DataType::kInt16, Value(int16_t{-2})},
       {"Enable", Value(true), DataType::kBoolean, Value(true)},
       {"Enable", Value(false), DataType::kBoolean, Value(false)},
       {"Level", Value(0.1), DataType::kDouble, Value(0.1)},
@@ -359,12 +359,24 @@ TEST_F(CommandServiceTest, ValueIsConvertedToTheMetricsDatatype) {
   EXPECT_EQ(sent(), i);
 }
 
-TEST_F(CommandServiceTest, NodeMetricIsWrittenWithAnNcmd) {
-  auto s = service_->Submit(Request("G/N", "Speed", Value(1500.0)));
-  ASSERT_THAT(s, IsOk());
-  EXPECT_EQ(s->command.state, CommandState::kDelivered);
-  ASSERT_EQ(sent(), 1u);
-  ExpectCommandMessage(0, "spBv1.0/G/NCMD/N", s->command, DataType::kInt32, Value(int32_t{1500}));
+// The server never rounds or saturates: the edge's gate must see the value that was meant.
+TEST_F(CommandServiceTest, AValueThatDoesNotFitTheTypeExactlyIsRefused) {
+  EXPECT_THAT(service_->Submit(Request(kTarget, "Count", Value(300.6))),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("whole number")));
+  EXPECT_THAT(service_->Submit(Request(kTarget, "Count", Value(70000.0))),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("out of range")));
+  EXPECT_THAT(service_->Submit(Request(kTarget, "Total", Value(-5.0))),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("out of range")));
+  EXPECT_THAT(service_->Submit(Request(kTarget, "Setpoint", Value(1e39))),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("Float")));
+  EXPECT_EQ(attempts(), 0);
+}
+
+// Only device tags pass the edge's gate: node metrics cannot be written.
+TEST_F(CommandServiceTest, NodeMetricsCannotBeWritten) {
+  EXPECT_THAT(service_->Submit(Request("G/N", "Speed", Value(1500.0))),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("group/node/device")));
+  EXPECT_EQ(attempts(), 0);
 }
 
 TEST_F(CommandServiceTest, OfflineDeviceKeepsTheCommandPendingUntilItsBirth) {
@@ -771,7 +783,7 @@ TEST_F(CommandServiceTest, UnknownNodeDeviceOrMetricIsNotFound) {
               StatusIs(StatusCode::kNotFound, HasSubstr("Nope")));
   // A device metric is not a node metric, and the reverse.
   EXPECT_THAT(service_->Submit(Request("G/N", "Setpoint", Value(1.0))),
-              StatusIs(StatusCode::kNotFound));
+              StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(service_->Submit(Request(kTarget, "Speed", Value(1.0))),
               StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(attempts(), 0);
@@ -1005,7 +1017,7 @@ TEST_F(CommandServiceTest, ListIsNewestFirstAndFiltersByTargetPrefix) {
   auto b = service_->Submit(Request("G/N/D2", "Setpoint", Value(2.0)));
   ASSERT_THAT(b, IsOk());
   clock_.Advance(milliseconds(10));
-  auto c = service_->Submit(Request("G/N", "Speed", Value(3.0)));
+  auto c = service_->Submit(Request("G/N/D2", "Setpoint", Value(3.0)));
   ASSERT_THAT(c, IsOk());
   clock_.Advance(milliseconds(10));
   service_->OnResult("G", "N", ResultJson(a.id, "succeeded", R"(,"read_back":1)"));
@@ -1019,13 +1031,13 @@ TEST_F(CommandServiceTest, ListIsNewestFirstAndFiltersByTargetPrefix) {
   const std::string& c_id = c->command.id;
   EXPECT_THAT(ids(""), ElementsAre(c_id, b_id, a.id));
   EXPECT_THAT(ids("G"), ElementsAre(c_id, b_id, a.id));
-  EXPECT_THAT(ids("G/N/D"), ElementsAre(b_id, a.id)) << "a prefix: D2 starts with D";
-  EXPECT_THAT(ids("G/N/D2"), ElementsAre(b_id));
+  EXPECT_THAT(ids("G/N/D"), ElementsAre(c_id, b_id, a.id)) << "a prefix: D2 starts with D";
+  EXPECT_THAT(ids("G/N/D2"), ElementsAre(c_id, b_id));
   EXPECT_THAT(ids("G/N/D/"), IsEmpty());
   EXPECT_THAT(ids("H"), IsEmpty());
   EXPECT_THAT(ids("g/n"), IsEmpty()) << "case-sensitive";
   EXPECT_THAT(ids("", 2), ElementsAre(c_id, b_id));
-  EXPECT_THAT(ids("G/N/D", 1), ElementsAre(b_id));
+  EXPECT_THAT(ids("G/N/D", 1), ElementsAre(c_id));
   // Listed with their current state.
   const auto all = service_->List("");
   ASSERT_EQ(all.size(), 3u);

@@ -58,6 +58,10 @@ struct Server::Impl {
   std::mutex client_mu;
   mqtt::Connection* client = nullptr;  // guarded by client_mu; owned by the session thread
   bool born = false;                   // guarded by client_mu: the STATE birth is out
+  // Rebirth requests made before the birth (guarded by client_mu): sent right after it, since
+  // Sparkplug makes the birth the host's first publish.
+  std::vector<std::pair<std::string, std::string>> held_rebirths;
+  static constexpr size_t kMaxHeldRebirths = 1000;
   std::atomic<bool> connected{false};
   std::jthread session;
   Counter* connects = nullptr;
@@ -180,6 +184,11 @@ void Server::Impl::RunConnection(std::stop_token stop) {
       return false;
     }
     born = true;
+    for (const auto& [topic, payload] : held_rebirths) {
+      auto sent = owned->Publish(topic, payload, /*qos=*/0, /*retain=*/false);
+      if (!sent.ok()) log.Warn("publish {}: {}", topic, sent.status().ToString());
+    }
+    held_rebirths.clear();
     return true;
   };
   const MonoTime far = clock.Monotonic() + std::chrono::hours(24 * 365);
@@ -295,6 +304,16 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerConfig& config, LogSi
   impl->ingest = std::make_unique<Ingest>(
       *impl->historian, *impl->registry, impl->live, clock, impl->log.Child("ingest"), config.host,
       [raw](const std::string& topic, const std::string& payload) {
+        // A rebirth request: held until the STATE birth when there is none yet.
+        {
+          std::lock_guard lock(raw->client_mu);
+          if (!raw->born) {
+            if (raw->held_rebirths.size() < Impl::kMaxHeldRebirths) {
+              raw->held_rebirths.emplace_back(topic, payload);
+            }
+            return;
+          }
+        }
         Status s = raw->PublishCommand(topic, payload);
         if (!s.ok()) raw->log.Info("{} not sent: {}", topic, s.ToString());
       });

@@ -19,7 +19,7 @@ fi
 
 BUILD_DIR=${KILN_BUILD_DIR:-build/demo}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD_DIR" -j2 --target kiln-edge kiln-sim kiln-server
+cmake --build "$BUILD_DIR" -j2 --target kiln-edge kiln-sim kiln-server kiln
 BIN="$ROOT/$BUILD_DIR/bin"
 
 MQTT_PORT=${KILN_DEMO_MQTT_PORT:-18830}
@@ -75,6 +75,7 @@ cat <<TXT
 Kiln demo is running (logs in $RUN).
   dashboard        http://127.0.0.1:$SERVER_PORT/
   REST API         http://127.0.0.1:$SERVER_PORT/api/v1/nodes   (docs/API.md)
+  write a setpoint $BIN/kiln cmd write Plant1/gw-01/oven-1/Setpoint 200 --ttl 30s --server http://127.0.0.1:$SERVER_PORT
   server metrics   http://127.0.0.1:$SERVER_PORT/metrics
   MQTT broker      mqtt://127.0.0.1:$MQTT_PORT
   edge health      http://127.0.0.1:$HTTP_PORT/health

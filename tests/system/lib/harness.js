@@ -461,7 +461,31 @@ class Sim {
 }
 
 // ---------------------------------------------------------------------------------------
-// kiln-edge
+// kiln-edge and kiln-server: both take a TOML config with [http] listen and answer /health.
+
+// Writes `owner.config` (picking a free HTTP port unless one is given), starts `binary` and
+// waits until GET /health answers a status `ready` accepts.
+async function startWithHealth(owner, binary, ready, timeoutMs) {
+  const listen = owner.config.http && owner.config.http.listen;
+  if (!listen || /:0$/.test(listen)) {
+    const port = await freePort();
+    owner.config.http = { ...(owner.config.http || {}), listen: `127.0.0.1:${port}` };
+  }
+  owner.httpPort = Number(owner.config.http.listen.split(':').pop());
+  owner.configFile = path.join(owner.env.dir, `${owner.name}.toml`);
+  fs.writeFileSync(owner.configFile, toToml(owner.config) + '\n');
+  const proc = new Proc(`${owner.name}#${owner.runs}`, binPath(binary), ['--config', owner.configFile],
+    { logFile: path.join(owner.env.dir, `${owner.name}.log`) });
+  owner.proc = owner.env.track(proc);
+  await waitFor(async () => {
+    proc.assertRunning();
+    try {
+      return ready((await httpGet(owner.httpPort, '/health', 1000)).status);
+    } catch {
+      return false;
+    }
+  }, timeoutMs, `${owner.name} GET http://127.0.0.1:${owner.httpPort}/health`, () => proc.tail());
+}
 
 class Edge {
   constructor(env, config, name = 'kiln-edge') {
@@ -478,27 +502,7 @@ class Edge {
 
   async start(timeoutMs = 10000) {
     this.runs += 1;
-    // The HTTP port comes from the config when given; otherwise a free one is picked.
-    const listen = this.config.http && this.config.http.listen;
-    if (!listen || /:0$/.test(listen)) {
-      const port = await freePort();
-      this.config.http = { ...(this.config.http || {}), listen: `127.0.0.1:${port}` };
-    }
-    this.httpPort = Number(this.config.http.listen.split(':').pop());
-    this.configFile = path.join(this.env.dir, `${this.name}.toml`);
-    fs.writeFileSync(this.configFile, toToml(this.config) + '\n');
-    const proc = new Proc(`${this.name}#${this.runs}`, binPath('kiln-edge'), ['--config', this.configFile],
-      { logFile: path.join(this.env.dir, `${this.name}.log`) });
-    this.proc = this.env.track(proc);
-    await waitFor(async () => {
-      proc.assertRunning();
-      try {
-        const r = await httpGet(this.httpPort, '/health', 1000);
-        return r.status === 200;
-      } catch {
-        return false;
-      }
-    }, timeoutMs, `${this.name} GET http://127.0.0.1:${this.httpPort}/health`, () => proc.tail());
+    await startWithHealth(this, 'kiln-edge', (status) => status === 200, timeoutMs);
     return this;
   }
 
@@ -540,26 +544,7 @@ class Server {
   // { connected: false } to wait only for the HTTP port).
   async start({ timeoutMs = 10000, connected = true } = {}) {
     this.runs += 1;
-    const listen = this.config.http && this.config.http.listen;
-    if (!listen || /:0$/.test(listen)) {
-      const port = await freePort();
-      this.config.http = { ...(this.config.http || {}), listen: `127.0.0.1:${port}` };
-    }
-    this.httpPort = Number(this.config.http.listen.split(':').pop());
-    this.configFile = path.join(this.env.dir, `${this.name}.toml`);
-    fs.writeFileSync(this.configFile, toToml(this.config) + '\n');
-    const proc = new Proc(`${this.name}#${this.runs}`, binPath('kiln-server'), ['--config', this.configFile],
-      { logFile: path.join(this.env.dir, `${this.name}.log`) });
-    this.proc = this.env.track(proc);
-    await waitFor(async () => {
-      proc.assertRunning();
-      try {
-        const r = await httpGet(this.httpPort, '/health', 1000);
-        return connected ? r.status === 200 : r.status === 200 || r.status === 503;
-      } catch {
-        return false;
-      }
-    }, timeoutMs, `${this.name} GET ${this.url}/health`, () => proc.tail());
+    await startWithHealth(this, 'kiln-server', (status) => status === 200 || (!connected && status === 503), timeoutMs);
     return this;
   }
 

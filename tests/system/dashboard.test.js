@@ -52,7 +52,7 @@ test('dashboard: a person sees the plant live, a chart, and a lost device turn B
     const shot = (name) => page.screenshot({ path: path.join(env.dir, `${name}.png`) }).catch(() => {});
     try {
       await page.goto(`${server.url}/`);
-      await page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: 15000 });
+      await page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: 30000 });
       assert.equal((await byId('node-status-Plant1/gw-01').textContent()).trim(), 'online');
       await byId('device-status-Plant1/gw-01/press-3').waitFor();
       assert.equal((await byId('device-status-Plant1/gw-01/press-3').textContent()).trim(), 'online');
@@ -73,11 +73,11 @@ test('dashboard: a person sees the plant live, a chart, and a lost device turn B
       await page.waitForFunction(([id, v]) => {
         const el = document.querySelector(`[data-testid="${id}"]`);
         return el && el.textContent.trim() !== v;
-      }, [`value-${cycle}`, first], { timeout: 10000 });
+      }, [`value-${cycle}`, first], { timeout: 20000 });
 
       // The chart of Cycle: history from the server, with points.
       await byId(`metric-${cycle}`).click();
-      await page.locator('[data-testid="chart"][data-state="ready"]').waitFor({ timeout: 10000 });
+      await page.locator('[data-testid="chart"][data-state="ready"]').waitFor({ timeout: 20000 });
       const points = Number(await byId('chart').getAttribute('data-points'));
       assert.ok(points >= 2, `chart points: ${points}`);
       assert.match(await byId('chart-title').textContent(), /Cycle/);
@@ -88,11 +88,11 @@ test('dashboard: a person sees the plant live, a chart, and a lost device turn B
       await page.waitForFunction((id) => {
         const el = document.querySelector(`[data-testid="${id}"]`);
         return el && el.textContent.trim() === 'offline';
-      }, 'device-status-Plant1/gw-01/press-3', { timeout: 15000 });
+      }, 'device-status-Plant1/gw-01/press-3', { timeout: 30000 });
       await page.waitForFunction((id) => {
         const el = document.querySelector(`[data-testid="${id}"]`);
         return el && el.classList.contains('quality-bad');
-      }, `metric-${temp}`, { timeout: 10000 });
+      }, `metric-${temp}`, { timeout: 20000 });
       assert.match(await byId(`quality-${temp}`).textContent(), /Bad/);
       assert.equal((await byId('device-status-Plant1/gw-01/oven-1').textContent()).trim(), 'online', 'the other device is unaffected');
       assert.equal((await byId('node-status-Plant1/gw-01').textContent()).trim(), 'online');

@@ -51,11 +51,13 @@ function metricByName(msg, name) {
   return msg.decoded.metrics.find((m) => m.name === name);
 }
 
-// The live value of `alias` in a data message. Historical metrics are skipped: samples polled
-// just before a DBIRTH are replayed as history after it, possibly after newer live values, so
-// they say nothing about the current state that these checks look at.
+// The live value of `alias` in a data message: the last one when the message carries several
+// (a stale mark and then the Bad value of the same poll cycle, on a slow machine). Historical
+// metrics are skipped: samples polled just before a DBIRTH are replayed as history after it,
+// possibly after newer live values, so they say nothing about the current state that these
+// checks look at.
 function metricByAlias(msg, alias) {
-  return msg.decoded.metrics.find((m) => m.alias === alias && !m.isHistorical);
+  return msg.decoded.metrics.findLast((m) => m.alias === alias && !m.isHistorical);
 }
 
 function bdSeqOf(msg) {

@@ -41,14 +41,14 @@ struct Server::Impl {
   http::HttpServer http;
   // Command results from the MQTT thread, applied by the ticker thread, which also runs
   // CommandService::Tick every 100 ms.
-  struct Result_ {
+  struct QueuedResult {
     std::string group, node, json;
   };
   static constexpr size_t kMaxQueuedResults = 10000;
   std::mutex results_mu;
   std::condition_variable_any results_cv;
-  std::deque<Result_> results;   // guarded by results_mu
-  uint64_t results_dropped = 0;  // guarded by results_mu
+  std::deque<QueuedResult> results;  // guarded by results_mu
+  uint64_t results_dropped = 0;      // guarded by results_mu
   std::jthread ticker;
 
   // The MQTT session: events other than data messages go to the session thread.
@@ -108,8 +108,8 @@ struct Server::Impl {
   Status PublishCommand(const std::string& topic, const std::string& payload) {
     std::lock_guard lock(client_mu);
     // Sparkplug: the STATE birth is the host's first publish on every connection. A command
-    // before it is not sent (rebirth requests: edges that follow this host rebirth on its
-    // STATE anyway; writes stay pending).
+    // before it is not sent: writes stay pending; rebirth requests are held by the caller
+    // (held_rebirths) and sent right after the birth.
     if (client == nullptr || !born) return UnavailableError("not connected and born yet");
     auto r = client->Publish(topic, payload, /*qos=*/0, /*retain=*/false);
     return r.ok() ? OkStatus() : r.status();
@@ -356,7 +356,7 @@ void Server::Start() {
   impl_->ingest->Start();
   impl_->ticker = std::jthread([impl = impl_.get()](std::stop_token stop) {
     while (!stop.stop_requested()) {
-      std::deque<Impl::Result_> results;
+      std::deque<Impl::QueuedResult> results;
       {
         std::unique_lock lock(impl->results_mu);
         impl->results_cv.wait_for(lock, stop, std::chrono::milliseconds(100),

@@ -12,11 +12,11 @@ using contract::Quality;
 using contract::Sample;
 using contract::Value;
 using sparkplug::DataType;
+using sparkplug::kBdSeqMetric;
+using sparkplug::kRebirthMetric;
 using sparkplug::MessageType;
 
 namespace {
-constexpr std::string_view kBdSeq = "bdSeq";
-constexpr std::string_view kRebirth = "Node Control/Rebirth";
 constexpr std::string_view kStoreDropped = "Store/Dropped Samples";
 }  // namespace
 
@@ -99,7 +99,7 @@ void EdgeNode::EndSession(bool established) {
 
 sparkplug::Metric EdgeNode::BdSeqMetric() const {
   sparkplug::Metric bd;
-  bd.name = std::string(kBdSeq);
+  bd.name = std::string(kBdSeqMetric);
   bd.datatype = DataType::kInt64;
   bd.value = Value(static_cast<int64_t>(bd_seq_));
   return bd;
@@ -150,7 +150,7 @@ void EdgeNode::Births(std::vector<Message>& out) {
   bd.timestamp = now;
   p.metrics.push_back(std::move(bd));
   sparkplug::Metric rebirth;
-  rebirth.name = std::string(kRebirth);
+  rebirth.name = std::string(kRebirthMetric);
   rebirth.datatype = DataType::kBoolean;
   rebirth.timestamp = now;
   rebirth.value = Value(false);
@@ -280,7 +280,7 @@ Result<EdgeNode::Command> EdgeNode::OnMessage(std::string_view topic, std::strin
   bool rebirth = false;
   std::string unsupported;
   for (const auto& m : p->metrics) {
-    if (m.name && *m.name == kRebirth) {
+    if (m.name && *m.name == kRebirthMetric) {
       if (const bool* b = m.value.get_if<bool>(); b && *b) rebirth = true;
     } else {
       unsupported += (unsupported.empty() ? "" : ", ") + m.name.value_or("<alias>");

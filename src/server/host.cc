@@ -10,8 +10,8 @@ namespace kiln::server {
 
 namespace {
 
-constexpr std::string_view kRebirthMetric = "Node Control/Rebirth";
-constexpr std::string_view kBdSeqMetric = "bdSeq";
+using sparkplug::kBdSeqMetric;
+using sparkplug::kRebirthMetric;
 // How far behind the last seq a message may be and still count as a repeat, not a gap.
 constexpr uint8_t kRepeatWindow = 16;
 

@@ -51,6 +51,11 @@ std::optional<contract::ValueType> ValueTypeFor(DataType type);
 inline constexpr int32_t kQualityBad = 0;
 inline constexpr int32_t kQualityGood = 192;
 inline constexpr int32_t kQualityStale = 500;
+// The metrics of the specification's node control and session: an NCMD of
+// "Node Control/Rebirth" = true asks a node for its births again; "bdSeq" (in NBIRTH and
+// NDEATH) matches a death to its birth.
+inline constexpr std::string_view kRebirthMetric = "Node Control/Rebirth";
+inline constexpr std::string_view kBdSeqMetric = "bdSeq";
 // Kiln's own property carrying the full OPC UA StatusCode (UInt32) of a value that is not
 // Good; documented in docs/formats/sparkplug.md.
 inline constexpr std::string_view kStatusCodeProperty = "kiln.statusCode";

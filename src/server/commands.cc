@@ -172,6 +172,36 @@ Result<Target> ParseTarget(std::string_view text) {
   return t;
 }
 
+// What the registry says of a command's target now: whether its node and device are known,
+// the metric of their current birth, and whether the device (or node) is online.
+struct TargetNow {
+  bool node_known = false;
+  bool device_known = false;
+  std::optional<MetricRecord> metric;
+  bool online = false;
+};
+
+TargetNow LookUp(const Registry& registry, const Target& target, std::string_view metric) {
+  TargetNow out;
+  const auto node = registry.Node(target.group, target.node);
+  if (!node) return out;
+  out.node_known = true;
+  const std::vector<MetricRecord>* metrics = &node->metrics;
+  out.online = node->online;
+  if (!target.device.empty()) {
+    auto dev = std::find_if(node->devices.begin(), node->devices.end(),
+                            [&](const DeviceRecord& d) { return d.device == target.device; });
+    if (dev == node->devices.end()) return out;
+    metrics = &dev->metrics;
+    out.online = out.online && dev->online;
+  }
+  out.device_known = true;
+  auto m = std::find_if(metrics->begin(), metrics->end(),
+                        [&](const MetricRecord& r) { return r.name == metric; });
+  if (m != metrics->end()) out.metric = *m;
+  return out;
+}
+
 }  // namespace
 
 std::string_view CommandStateName(CommandState state) {
@@ -358,22 +388,15 @@ Result<CommandService::Submitted> CommandService::Validate(const CommandRequest&
     }
   }
   // The metric must exist in the target's current birth, with a type one can write.
-  auto node = registry_.Node(target.group, target.node);
-  if (!node) return NotFoundError(fmt::format("no edge node '{}/{}'", target.group, target.node));
-  const std::vector<MetricRecord>* metrics = &node->metrics;
-  if (!target.device.empty()) {
-    auto dev = std::find_if(node->devices.begin(), node->devices.end(),
-                            [&](const DeviceRecord& d) { return d.device == target.device; });
-    if (dev == node->devices.end()) {
-      return NotFoundError(fmt::format("no device '{}'", request.target));
-    }
-    metrics = &dev->metrics;
+  const TargetNow now_target = LookUp(registry_, target, request.metric);
+  if (!now_target.node_known) {
+    return NotFoundError(fmt::format("no edge node '{}/{}'", target.group, target.node));
   }
-  auto m = std::find_if(metrics->begin(), metrics->end(),
-                        [&](const MetricRecord& r) { return r.name == request.metric; });
-  if (m == metrics->end()) {
+  if (!now_target.device_known) return NotFoundError(fmt::format("no device '{}'", request.target));
+  if (!now_target.metric) {
     return NotFoundError(fmt::format("'{}' has no metric '{}'", request.target, request.metric));
   }
+  const MetricRecord* m = &*now_target.metric;
   const auto datatype = DataTypeNamed(m->datatype);
   const auto vt = datatype ? sparkplug::ValueTypeFor(*datatype) : std::nullopt;
   if (!vt || *vt == contract::ValueType::kString) {
@@ -400,11 +423,7 @@ Result<CommandService::Submitted> CommandService::Validate(const CommandRequest&
   KILN_RETURN_IF_ERROR(Record(c, "submitted"));
   log_.Info("command {} by {}: {}/{} = {} (ttl {} ms)", c.id, c.who, c.target, c.metric,
             ValueJson(c.value), c.ttl_ms);
-  const bool online =
-      node->online &&
-      (target.device.empty() ||
-       std::any_of(node->devices.begin(), node->devices.end(),
-                   [&](const DeviceRecord& d) { return d.device == target.device && d.online; }));
+  const bool online = now_target.online;
   if (online) {
     Status s = Deliver(c, *datatype);
     if (!s.ok()) log_.Warn("command {}: not sent yet: {}", c.id, s.ToString());
@@ -537,23 +556,9 @@ void CommandService::Tick() {
     }
     if (c.state == CommandState::kPending) {
       auto target = ParseTarget(c.target);
-      auto node = target.ok() ? registry_.Node(target->group, target->node) : std::nullopt;
-      const MetricRecord* metric = nullptr;
-      bool online = node && node->online;
-      if (online && !target->device.empty()) {
-        online = false;
-        for (const auto& d : node->devices) {
-          if (d.device != target->device) continue;
-          online = d.online;
-          for (const auto& m : d.metrics) {
-            if (m.name == c.metric) metric = &m;
-          }
-        }
-      } else if (online) {
-        for (const auto& m : node->metrics) {
-          if (m.name == c.metric) metric = &m;
-        }
-      }
+      const TargetNow now_target = target.ok() ? LookUp(registry_, *target, c.metric) : TargetNow{};
+      const bool online = now_target.online;
+      const MetricRecord* metric = now_target.metric ? &*now_target.metric : nullptr;
       if (online && metric != nullptr) {
         if (auto dt = DataTypeNamed(metric->datatype)) {
           Status s = Deliver(c, *dt);

@@ -42,6 +42,12 @@ class Driver {
   virtual Result<contract::Value> WriteAndReadBack(contract::TagId id,
                                                    const contract::Value& value) = 0;
 
+  // True for a driver whose device pushes changes (OPC UA subscriptions). Its ReadAll() waits
+  // briefly (at most ~100 ms) for them and returns what arrived since the previous call:
+  // possibly nothing, possibly several samples of one tag, oldest first. The device loop then
+  // calls it back to back instead of on the poll timer.
+  virtual bool pushes_changes() const { return false; }
+
   // Closes the connection; the next ReadAll() reconnects.
   virtual void Disconnect() = 0;
 

@@ -125,6 +125,8 @@ void Client::ResetState() {
   renew_at_ = MonoTime::max();
   session_id_ = NodeId();
   authentication_token_ = NodeId();
+  outstanding_publish_.clear();
+  publish_responses_.clear();
 }
 
 Status Client::Fail(std::string_view context, const Status& why) {
@@ -163,7 +165,7 @@ Status Client::ReceiveChunk(MonoTime deadline) {
   }
 }
 
-Result<AssembledMessage> Client::ReceiveMessage(uint32_t request_id, MonoTime deadline) {
+Result<AssembledMessage> Client::ReceiveAnyMessage(MonoTime deadline) {
   for (;;) {
     KILN_RETURN_IF_ERROR(ReceiveChunk(deadline));
     KILN_ASSIGN_OR_RETURN(MessageHeader header, DecodeMessageHeader(chunk_));
@@ -186,51 +188,67 @@ Result<AssembledMessage> Client::ReceiveMessage(uint32_t request_id, MonoTime de
     }
     KILN_ASSIGN_OR_RETURN(DecodedChunk decoded, OpenChunk(chunk_, chunk_header, security_));
     KILN_ASSIGN_OR_RETURN(std::optional<AssembledMessage> message, assembler_->Add(decoded));
-    if (!message.has_value()) continue;
-    if (message->request_id != request_id) {
-      logger_.Debug("{}: discarding a response to request {} (waiting for {})", options_.endpoint,
-                    message->request_id, request_id);
-      continue;
-    }
-    return std::move(*message);
+    if (message.has_value()) return std::move(*message);
   }
 }
 
-template <typename Request, typename Response>
-Result<Response> Client::Exchange(MessageType type, Request request,
-                                  std::chrono::milliseconds timeout) {
+Result<AssembledMessage> Client::ReceiveMessage(uint32_t request_id, MonoTime deadline) {
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(AssembledMessage message, ReceiveAnyMessage(deadline));
+    if (message.request_id == request_id) return message;
+    auto publish =
+        std::find(outstanding_publish_.begin(), outstanding_publish_.end(), message.request_id);
+    if (publish != outstanding_publish_.end()) {
+      outstanding_publish_.erase(publish);
+      publish_responses_.push_back(std::move(message));
+      continue;
+    }
+    logger_.Debug("{}: discarding a response to request {} (waiting for {})", options_.endpoint,
+                  message.request_id, request_id);
+  }
+}
+
+template <typename Request>
+Result<uint32_t> Client::SendRequest(MessageType type, Request& request,
+                                     std::chrono::milliseconds timeout) {
   if (!socket_->is_open() || writer_ == nullptr) return UnavailableError("not connected");
   const uint32_t request_id = next_request_id_++;
   if (next_request_id_ == 0) next_request_id_ = 1;
   request.request_header = MakeRequestHeader(timeout);
-  const std::string what(Request::kName);
   KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> body, EncodeServiceMessage(request));
   // A message beyond the server's limits is refused before any byte is sent; the connection
   // stays usable.
   KILN_ASSIGN_OR_RETURN(
       std::vector<std::vector<uint8_t>> chunks,
       writer_->WriteMessage(type, channel_id_, token_id_, request_id, body, security_));
-  const MonoTime deadline = clock_.Monotonic() + timeout;
+  const std::chrono::milliseconds send_timeout =
+      timeout.count() > 0 ? timeout : options_.request_timeout;
   for (const std::vector<uint8_t>& chunk : chunks) {
-    Status sent = socket_->SendAll(chunk, timeout);
-    if (!sent.ok()) return Fail(what, sent);
+    Status sent = socket_->SendAll(chunk, send_timeout);
+    if (!sent.ok()) return Fail(Request::kName, sent);
   }
-  Result<AssembledMessage> message = ReceiveMessage(request_id, deadline);
-  if (!message.ok()) return Fail(what, message.status());
-  if (message->abort.has_value()) {
-    return ServiceResultToStatus(message->abort->error, what + " aborted by the server: " +
-                                                            message->abort->reason.value_or(""));
+  ++requests_sent_;
+  return request_id;
+}
+
+template <typename Response>
+Result<Response> Client::DecodeAnswer(MessageType type, std::string_view what,
+                                      const AssembledMessage& message) {
+  if (message.abort.has_value()) {
+    return ServiceResultToStatus(
+        message.abort->error,
+        std::string(what) + " aborted by the server: " + message.abort->reason.value_or(""));
   }
-  if (message->type != type) {
-    return Fail(what,
-                InvalidArgumentError("answered with a " +
-                                     std::string(MessageTypeCode(message->type)) + " message"));
+  if (message.type != type) {
+    return Fail(
+        what, InvalidArgumentError("answered with a " + std::string(MessageTypeCode(message.type)) +
+                                   " message"));
   }
-  Result<Response> response = DecodeResponse<Response>(message->body, options_.decode_limits);
+  Result<Response> response = DecodeResponse<Response>(message.body, options_.decode_limits);
   if (!response.ok()) return Fail(what, response.status());
   const contract::Quality result = response->response_header.service_result;
   if (result.IsBad()) {
-    Status status = ServiceResultToStatus(result, what + " failed");
+    Status status = ServiceResultToStatus(result, std::string(what) + " failed");
     if (status.code() == StatusCode::kUnavailable) {
       logger_.Warn("{}: closing the connection: {}", options_.endpoint, status.message());
       ResetState();
@@ -238,6 +256,16 @@ Result<Response> Client::Exchange(MessageType type, Request request,
     return status;
   }
   return response;
+}
+
+template <typename Request, typename Response>
+Result<Response> Client::Exchange(MessageType type, Request request,
+                                  std::chrono::milliseconds timeout) {
+  const MonoTime deadline = clock_.Monotonic() + timeout;
+  KILN_ASSIGN_OR_RETURN(uint32_t request_id, SendRequest(type, request, timeout));
+  Result<AssembledMessage> message = ReceiveMessage(request_id, deadline);
+  if (!message.ok()) return Fail(Request::kName, message.status());
+  return DecodeAnswer<Response>(type, Request::kName, *message);
 }
 
 template <typename Request, typename Response>
@@ -551,11 +579,87 @@ Result<std::vector<contract::Quality>> Client::DeleteSubscriptions(std::vector<u
   return std::move(response.results);
 }
 
-Result<PublishResponse> Client::Publish(std::vector<SubscriptionAcknowledgement> acknowledgements,
-                                        std::chrono::milliseconds timeout) {
+Result<std::vector<TransferResult>> Client::TransferSubscriptions(std::vector<uint32_t> ids,
+                                                                  bool send_initial_values) {
+  TransferSubscriptionsRequest request;
+  const size_t count = ids.size();
+  request.subscription_ids = std::move(ids);
+  request.send_initial_values = send_initial_values;
+  KILN_ASSIGN_OR_RETURN(TransferSubscriptionsResponse response,
+                        (Call<TransferSubscriptionsRequest, TransferSubscriptionsResponse>(
+                            std::move(request), options_.request_timeout)));
+  if (response.results.size() != count) {
+    return Fail(
+        "TransferSubscriptionsRequest",
+        InvalidArgumentError("the server returned " + std::to_string(response.results.size()) +
+                             " results for " + std::to_string(count) + " subscriptions"));
+  }
+  return std::move(response.results);
+}
+
+Result<NotificationMessage> Client::Republish(uint32_t subscription_id, uint32_t sequence_number) {
+  RepublishRequest request;
+  request.subscription_id = subscription_id;
+  request.retransmit_sequence_number = sequence_number;
+  KILN_ASSIGN_OR_RETURN(
+      RepublishResponse response,
+      (Call<RepublishRequest, RepublishResponse>(std::move(request), options_.request_timeout)));
+  return std::move(response.notification_message);
+}
+
+Status Client::SendPublish(std::vector<SubscriptionAcknowledgement> acknowledgements) {
+  if (!connected()) return UnavailableError("PublishRequest: not connected");
+  KILN_RETURN_IF_ERROR(RenewIfDue());
   PublishRequest request;
   request.subscription_acknowledgements = std::move(acknowledgements);
-  return Call<PublishRequest, PublishResponse>(std::move(request), timeout);
+  // Timeout hint 0: no timeout; the server holds the request until it has something to send.
+  KILN_ASSIGN_OR_RETURN(uint32_t request_id,
+                        SendRequest(MessageType::kMessage, request, std::chrono::milliseconds(0)));
+  outstanding_publish_.push_back(request_id);
+  return Status();
+}
+
+Result<std::optional<PublishResponse>> Client::ReceivePublish(MonoTime deadline) {
+  while (publish_responses_.empty()) {
+    if (!socket_->is_open() || assembler_ == nullptr) {
+      return UnavailableError("PublishRequest: not connected");
+    }
+    if (outstanding_publish_.empty()) return std::optional<PublishResponse>();
+    Result<AssembledMessage> message = ReceiveAnyMessage(deadline);
+    if (!message.ok()) {
+      // Nothing in time is not a failure of the connection: partial chunks stay buffered.
+      if (message.status().code() == StatusCode::kDeadlineExceeded) {
+        return std::optional<PublishResponse>();
+      }
+      return Fail("PublishRequest", message.status());
+    }
+    auto publish =
+        std::find(outstanding_publish_.begin(), outstanding_publish_.end(), message->request_id);
+    if (publish == outstanding_publish_.end()) {
+      logger_.Debug("{}: discarding a response to request {} (no call waits for it)",
+                    options_.endpoint, message->request_id);
+      continue;
+    }
+    outstanding_publish_.erase(publish);
+    publish_responses_.push_back(std::move(*message));
+  }
+  AssembledMessage message = std::move(publish_responses_.front());
+  publish_responses_.pop_front();
+  KILN_ASSIGN_OR_RETURN(
+      PublishResponse response,
+      DecodeAnswer<PublishResponse>(MessageType::kMessage, PublishRequest::kName, message));
+  return std::optional<PublishResponse>(std::move(response));
+}
+
+Result<PublishResponse> Client::Publish(std::vector<SubscriptionAcknowledgement> acknowledgements,
+                                        std::chrono::milliseconds timeout) {
+  const MonoTime deadline = clock_.Monotonic() + timeout;
+  KILN_RETURN_IF_ERROR(SendPublish(std::move(acknowledgements)));
+  KILN_ASSIGN_OR_RETURN(std::optional<PublishResponse> response, ReceivePublish(deadline));
+  if (!response.has_value()) {
+    return Fail("PublishRequest", DeadlineExceededError("no response in time"));
+  }
+  return std::move(*response);
 }
 
 }  // namespace kiln::drivers::opcua

@@ -19,6 +19,7 @@
 // Single-threaded: owned by one device thread, like the Modbus driver.
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -130,13 +131,38 @@ class Client {
       TimestampsToReturn timestamps = TimestampsToReturn::kBoth);
   // Deletes subscriptions; one result per id.
   Result<std::vector<contract::Quality>> DeleteSubscriptions(std::vector<uint32_t> ids);
-  // One Publish round trip: sends `acknowledgements` (the caller acknowledges each
-  // NotificationMessage it has processed) and waits up to `timeout` for the response, which
-  // may be a keep-alive (empty notification_data). Decode its notifications with
-  // DecodeNotification. A Bad service result (BadNoSubscription, BadTooManyPublishRequests...)
-  // is an error as for other calls.
+  // Transfers subscriptions of a lost session to this one (after a reconnect); one result per
+  // id (BadSubscriptionIdInvalid when the server no longer has it, e.g. after a restart). With
+  // `send_initial_values` the server sends every item's current value again.
+  Result<std::vector<TransferResult>> TransferSubscriptions(std::vector<uint32_t> ids,
+                                                            bool send_initial_values);
+  // Asks for a NotificationMessage again (one missed in a sequence gap). Errors: as a service
+  // call; BadMessageNotAvailable when the server no longer has it.
+  Result<NotificationMessage> Republish(uint32_t subscription_id, uint32_t sequence_number);
+
+  // The Publish pipeline. A PublishRequest stays at the server until it has notifications or a
+  // keep-alive to send, so a subscriber keeps a few outstanding and sends a new one for each
+  // response; responses that arrive while another call waits are kept for ReceivePublish.
+  //
+  // Sends a PublishRequest carrying `acknowledgements` (one per NotificationMessage processed)
+  // without waiting; the server may hold it as long as it likes (timeout hint 0).
+  // Errors: as a service call (Unavailable when not connected or the send failed).
+  Status SendPublish(std::vector<SubscriptionAcknowledgement> acknowledgements);
+  // The next response to an outstanding PublishRequest, waiting until `deadline`; nullopt when
+  // none came by then (the connection stays open). A response may be a keep-alive (empty
+  // notification_data); decode notifications with DecodeNotification. A Bad service result
+  // (BadNoSubscription, BadTooManyPublishRequests, BadTimeout...) is an error and uses up the
+  // request; session and channel errors close the connection.
+  Result<std::optional<PublishResponse>> ReceivePublish(MonoTime deadline);
+  // PublishRequests sent and not yet answered (answers kept for ReceivePublish not counted).
+  size_t outstanding_publishes() const { return outstanding_publish_.size(); }
+  // One Publish round trip: SendPublish, then ReceivePublish until `timeout`, which is fatal
+  // (DeadlineExceeded, the connection is closed) when no response came.
   Result<PublishResponse> Publish(std::vector<SubscriptionAcknowledgement> acknowledgements,
                                   std::chrono::milliseconds timeout);
+
+  // Service requests sent since the client was created (for the device's request counter).
+  uint64_t requests_sent() const { return requests_sent_; }
 
   // The state after Connect(), for diagnostics and tests.
   uint32_t secure_channel_id() const { return channel_id_; }
@@ -160,8 +186,20 @@ class Client {
   Status RenewIfDue();
   Status SendMessage(MessageType type, uint32_t request_id, std::span<const uint8_t> body,
                      std::chrono::milliseconds timeout);
-  // Receives chunks until the message of `request_id` is complete; returns its body.
+  // Receives chunks until the message of `request_id` is complete; returns its body. Publish
+  // responses that come first are kept in publish_responses_; other strays are dropped.
   Result<AssembledMessage> ReceiveMessage(uint32_t request_id, MonoTime deadline);
+  // Receives chunks until any message is complete.
+  Result<AssembledMessage> ReceiveAnyMessage(MonoTime deadline);
+  // Checks and decodes the response `message` to a request of `type`: an abort or a Bad service
+  // result is an error; a message that breaks the protocol closes the connection.
+  template <typename Response>
+  Result<Response> DecodeAnswer(MessageType type, std::string_view what,
+                                const AssembledMessage& message);
+  // Sends `request` as one message of `type`; returns its request id.
+  template <typename Request>
+  Result<uint32_t> SendRequest(MessageType type, Request& request,
+                               std::chrono::milliseconds timeout);
   // Receives one whole UA TCP message (a chunk, ACK or ERR) into `chunk_`.
   Status ReceiveChunk(MonoTime deadline);
   // Closes the socket and forgets the channel; returns `why` as the error for the caller
@@ -191,6 +229,9 @@ class Client {
   uint32_t next_request_handle_ = 1;
   NodeId session_id_;
   NodeId authentication_token_;
+  std::vector<uint32_t> outstanding_publish_;       // request ids, oldest first
+  std::deque<AssembledMessage> publish_responses_;  // received, not yet taken
+  uint64_t requests_sent_ = 0;
 };
 
 }  // namespace kiln::drivers::opcua

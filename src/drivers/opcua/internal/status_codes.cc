@@ -7,7 +7,7 @@
 namespace kiln::drivers::opcua::internal {
 namespace {
 
-constexpr std::array<std::pair<uint32_t, std::string_view>, 49> kCodes = {{
+constexpr std::array<std::pair<uint32_t, std::string_view>, 50> kCodes = {{
     {0x80030000, "BadOutOfMemory"},
     {0x80040000, "BadResourceUnavailable"},
     {0x800B0000, "BadServiceUnsupported"},
@@ -39,6 +39,7 @@ constexpr std::array<std::pair<uint32_t, std::string_view>, 49> kCodes = {{
     {0x80780000, "BadTooManyPublishRequests"},
     {0x80790000, "BadNoSubscription"},
     {0x807A0000, "BadSequenceNumberUnknown"},
+    {0x807B0000, "BadMessageNotAvailable"},
     {0x807D0000, "BadTcpServerTooBusy"},
     {0x807E0000, "BadTcpMessageTypeInvalid"},
     {0x807F0000, "BadTcpSecureChannelUnknown"},

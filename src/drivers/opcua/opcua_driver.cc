@@ -1,0 +1,504 @@
+#include "drivers/opcua/opcua_driver.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "drivers/opcua/internal/status_codes.h"
+
+namespace kiln::drivers::opcua {
+
+using contract::Sample;
+using contract::Value;
+using contract::ValueType;
+
+namespace {
+
+// Notifications of messages republished after a gap: at most this many messages are asked for.
+constexpr uint32_t kMaxRepublish = 100;
+
+std::string StatusName(contract::Quality q) { return internal::UaStatusCodeName(q); }
+
+// Whether `d` lies within the range of numeric `type` (NaN and infinities fit the floats only).
+bool FitsType(double d, ValueType type) {
+  auto within = [d]<typename T>(T) {
+    return d >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+           d <= static_cast<double>(std::numeric_limits<T>::max());
+  };
+  switch (type) {
+    case ValueType::kInt8:
+      return within(int8_t{});
+    case ValueType::kInt16:
+      return within(int16_t{});
+    case ValueType::kInt32:
+      return within(int32_t{});
+    case ValueType::kInt64:
+      return within(int64_t{});
+    case ValueType::kUInt8:
+      return within(uint8_t{});
+    case ValueType::kUInt16:
+      return within(uint16_t{});
+    case ValueType::kUInt32:
+      return within(uint32_t{});
+    case ValueType::kUInt64:
+      return within(uint64_t{});
+    case ValueType::kFloat:
+      return !std::isfinite(d) || within(float{});
+    default:
+      return true;
+  }
+}
+
+// The value of `v` as a tag of `type` publishes it, or the quality that says why it cannot:
+// BadTypeMismatch for an array, a structure or text for a number; BadOutOfRange for a number
+// beyond the tag type's range (never clamped into it).
+std::variant<Value, contract::Quality> ConvertValue(const Variant& v, ValueType type) {
+  std::optional<Value> value = ToContractValue(v);
+  if (!value) return contract::status::kBadTypeMismatch;
+  if (value->type() == type || value->is_null()) return *value;
+  if (type == ValueType::kString) return Value(value->ToString());
+  std::optional<double> d = value->AsDouble();
+  if (!d || value->type() == ValueType::kString) return contract::status::kBadTypeMismatch;
+  if (!FitsType(*d, type)) return contract::status::kBadOutOfRange;
+  return Value::FromDouble(*d, type);
+}
+
+template <typename T>
+Result<Variant> IntegerVariant(double d, BuiltinType type) {
+  if (!(std::trunc(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) &&
+        d <= static_cast<double>(std::numeric_limits<T>::max()))) {
+    return InvalidArgumentError(
+        fmt::format("{} does not fit the node's type {}", d, BuiltinTypeName(type)));
+  }
+  return Variant::Scalar(static_cast<T>(d));
+}
+
+// `value` as a Variant of the node's built-in type.
+Result<Variant> ToVariant(const Value& value, BuiltinType type) {
+  if (type == BuiltinType::kString) {
+    if (value.type() != ValueType::kString) {
+      return InvalidArgumentError("the node holds a String; write a string");
+    }
+    return FromContractValue(value);
+  }
+  std::optional<double> d = value.AsDouble();
+  if (!d) {
+    return InvalidArgumentError(fmt::format("a {} cannot be written to a {} node",
+                                            contract::ValueTypeName(value.type()),
+                                            BuiltinTypeName(type)));
+  }
+  switch (type) {
+    case BuiltinType::kBoolean:
+      if (*d != 0 && *d != 1) {
+        return InvalidArgumentError(
+            fmt::format("a Boolean node takes true/false or 1/0, not {}", *d));
+      }
+      return Variant::Scalar(*d != 0);
+    case BuiltinType::kSByte:
+      return IntegerVariant<int8_t>(*d, type);
+    case BuiltinType::kByte:
+      return IntegerVariant<uint8_t>(*d, type);
+    case BuiltinType::kInt16:
+      return IntegerVariant<int16_t>(*d, type);
+    case BuiltinType::kUInt16:
+      return IntegerVariant<uint16_t>(*d, type);
+    case BuiltinType::kInt32:
+      return IntegerVariant<int32_t>(*d, type);
+    case BuiltinType::kUInt32:
+      return IntegerVariant<uint32_t>(*d, type);
+    case BuiltinType::kInt64:
+      return IntegerVariant<int64_t>(*d, type);
+    case BuiltinType::kUInt64:
+      return IntegerVariant<uint64_t>(*d, type);
+    case BuiltinType::kFloat:
+      if (std::isfinite(*d) && std::fabs(*d) > std::numeric_limits<float>::max()) {
+        return InvalidArgumentError(fmt::format("{} does not fit the node's type Float", *d));
+      }
+      return Variant::Scalar(static_cast<float>(*d));
+    case BuiltinType::kDouble:
+      return Variant::Scalar(*d);
+    default:
+      return FailedPreconditionError(
+          fmt::format("a {} node cannot be written by Kiln", BuiltinTypeName(type)));
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OpcUaDriver>> OpcUaDriver::Create(OpcUaDeviceConfig config,
+                                                         OpcUaDriverOptions options,
+                                                         const Clock& clock, Logger logger) {
+  ClientOptions client_options;
+  client_options.endpoint = config.endpoint;
+  client_options.username = config.username;
+  client_options.password = config.password;
+  client_options.connect_timeout = config.timeout;
+  client_options.request_timeout = config.timeout;
+  client_options.session_name = "kiln " + options.device_id;
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Client> client,
+                        Client::Create(client_options, clock, logger));
+  if (options.outstanding_publishes == 0) options.outstanding_publishes = 1;
+  if (options.max_nodes_per_request == 0) options.max_nodes_per_request = 1;
+  return std::unique_ptr<OpcUaDriver>(new OpcUaDriver(std::move(config), std::move(options),
+                                                      std::move(client), clock, std::move(logger)));
+}
+
+OpcUaDriver::OpcUaDriver(OpcUaDeviceConfig config, OpcUaDriverOptions options,
+                         std::unique_ptr<Client> client, const Clock& clock, Logger logger)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      client_(std::move(client)),
+      clock_(clock),
+      log_(std::move(logger)),
+      log_limiter_(clock, std::chrono::seconds(60), 5),
+      seen_types_(config_.tags.size(), BuiltinType::kNull) {
+  for (size_t i = 0; i < config_.tags.size(); ++i) {
+    (config_.tags[i].mode == TagMode::kSubscribe ? subscribed_ : polled_).push_back(i);
+  }
+  std::optional<double> fastest;
+  for (size_t i : subscribed_) {
+    const double ms = static_cast<double>(config_.tags[i].sampling.count());
+    fastest = std::min(fastest.value_or(ms), ms);
+  }
+  publishing_interval_ms_ = config_.publishing.count() > 0
+                                ? static_cast<double>(config_.publishing.count())
+                                : std::max(fastest.value_or(1000.0), 10.0);
+  publish_target_ = options_.outstanding_publishes;
+}
+
+OpcUaDriver::~OpcUaDriver() { Disconnect(); }
+
+uint64_t OpcUaDriver::requests_sent() const { return client_->requests_sent(); }
+
+void OpcUaDriver::Disconnect() {
+  // A connection still open ends with CloseSession, which deletes the subscription. A broken
+  // one leaves the session and its subscription at the server until they time out: the next
+  // Connect() tries to transfer the subscription.
+  if (client_->connected()) subscription_id_.reset();
+  client_->Close().IgnoreError();
+  acks_.clear();
+}
+
+Sample OpcUaDriver::ToSample(size_t index, const DataValue& dv) {
+  const OpcUaTag& tag = config_.tags[index];
+  Sample s;
+  s.tag = tag.id;
+  s.quality = dv.quality();
+  if (dv.source_timestamp && !dv.source_timestamp->is_min()) {
+    s.source_time = dv.source_timestamp->ToTimestamp();
+  } else if (dv.server_timestamp && !dv.server_timestamp->is_min()) {
+    s.source_time = dv.server_timestamp->ToTimestamp();
+  } else {
+    s.source_time = clock_.Now();
+  }
+  if (dv.value && !dv.value->is_null()) {
+    if (!dv.value->is_array) seen_types_[index] = dv.value->type;
+    // OPC 10000-4 §7.7.1: the value of a Bad DataValue is not usable; it goes out as null, as
+    // for every driver. Uncertain values keep theirs.
+    if (s.quality.IsBad()) return s;
+    std::variant<Value, contract::Quality> v = ConvertValue(*dv.value, tag.type);
+    if (Value* value = std::get_if<Value>(&v)) {
+      s.value = std::move(*value);
+    } else {
+      s.quality = std::get<contract::Quality>(v);
+      KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, tag.name,
+                            "device {}: tag {} ({}): a {}{} value cannot be published as {}: {}",
+                            options_.device_id, tag.name, tag.node_id.ToString(),
+                            BuiltinTypeName(dv.value->type), dv.value->is_array ? " array" : "",
+                            contract::ValueTypeName(tag.type), StatusName(s.quality));
+    }
+  }
+  return s;
+}
+
+Status OpcUaDriver::ReadTags(const std::vector<size_t>& indexes, std::vector<Sample>& out) {
+  for (size_t start = 0; start < indexes.size(); start += options_.max_nodes_per_request) {
+    const size_t end = std::min(indexes.size(), start + options_.max_nodes_per_request);
+    std::vector<NodeId> nodes;
+    nodes.reserve(end - start);
+    for (size_t k = start; k < end; ++k) nodes.push_back(config_.tags[indexes[k]].node_id);
+    KILN_ASSIGN_OR_RETURN(std::vector<DataValue> values, client_->Read(nodes));
+    for (size_t k = start; k < end; ++k) out.push_back(ToSample(indexes[k], values[k - start]));
+  }
+  return Status();
+}
+
+Status OpcUaDriver::Connect(std::vector<Sample>& out) {
+  KILN_RETURN_IF_ERROR(client_->Connect());
+  std::vector<size_t> all(config_.tags.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  KILN_RETURN_IF_ERROR(ReadTags(all, out));
+  next_poll_ = clock_.Monotonic() + config_.poll;
+  acks_.clear();
+  if (subscribed_.empty()) return Status();
+  KILN_ASSIGN_OR_RETURN(bool transferred, TransferSubscription(out));
+  if (!transferred) KILN_RETURN_IF_ERROR(CreateSubscription(out));
+  last_publish_ = clock_.Monotonic();
+  return Status();
+}
+
+Result<bool> OpcUaDriver::TransferSubscription(std::vector<Sample>& out) {
+  if (!subscription_id_) return false;
+  const uint32_t id = *subscription_id_;
+  Result<std::vector<TransferResult>> results = client_->TransferSubscriptions({id}, true);
+  if (!results.ok()) {
+    if (!client_->connected()) return results.status();
+    log_.Info("device {}: subscription {} not transferred ({}); creating a new one",
+              options_.device_id, id, results.status().message());
+    subscription_id_.reset();
+    return false;
+  }
+  const TransferResult& r = (*results)[0];
+  if (r.status_code.IsBad()) {
+    log_.Info("device {}: subscription {} not transferred ({}); creating a new one",
+              options_.device_id, id, StatusName(r.status_code));
+    subscription_id_.reset();
+    return false;
+  }
+  ++transferred_;
+  log_.Info("device {}: subscription {} transferred to the new session", options_.device_id, id);
+  // The messages the server still holds that we had not taken, oldest first.
+  std::vector<uint32_t> missed;
+  for (uint32_t seq : r.available_sequence_numbers) {
+    if (!last_sequence_ || seq > *last_sequence_) missed.push_back(seq);
+  }
+  std::sort(missed.begin(), missed.end());
+  if (missed.size() > kMaxRepublish) missed.erase(missed.begin(), missed.end() - kMaxRepublish);
+  for (uint32_t seq : missed) {
+    Result<NotificationMessage> message = client_->Republish(id, seq);
+    if (!message.ok()) {
+      if (!client_->connected()) return message.status();
+      continue;
+    }
+    ++republished_;
+    TakeNotifications(*message, out);
+    acks_.push_back({id, seq});
+    last_sequence_ = seq;
+  }
+  return true;
+}
+
+Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
+  SubscriptionParameters params;
+  params.publishing_interval_ms = publishing_interval_ms_;
+  const double keep_alive_ms = static_cast<double>(options_.keep_alive.count());
+  params.max_keep_alive_count = static_cast<uint32_t>(
+      std::clamp(std::ceil(keep_alive_ms / publishing_interval_ms_), 1.0, 1000.0));
+  // Long enough for a short outage to end in a transfer: a minute, at least 3 keep-alives.
+  params.lifetime_count = static_cast<uint32_t>(std::clamp(
+      std::ceil(60000.0 / publishing_interval_ms_), 3.0 * params.max_keep_alive_count, 1e6));
+  KILN_ASSIGN_OR_RETURN(CreateSubscriptionResponse sub, client_->CreateSubscription(params));
+  // Kept (for Publish and a later transfer) only once every item exists: a transfer of a
+  // subscription whose items were never all created would leave tags without updates.
+  subscription_id_.reset();
+  last_sequence_.reset();
+  const double revised = sub.revised_publishing_interval > 0 ? sub.revised_publishing_interval
+                                                             : publishing_interval_ms_;
+  const uint32_t keep_alives = std::max<uint32_t>(sub.revised_max_keep_alive_count, 1);
+  keep_alive_timeout_ =
+      std::chrono::milliseconds(static_cast<int64_t>(2 * revised * keep_alives)) + config_.timeout;
+  log_.Info("device {}: subscription {} (publishing every {} ms, keep-alive every {})",
+            options_.device_id, sub.subscription_id, revised, keep_alives);
+
+  for (size_t start = 0; start < subscribed_.size(); start += options_.max_nodes_per_request) {
+    const size_t end = std::min(subscribed_.size(), start + options_.max_nodes_per_request);
+    std::vector<MonitoredItemCreateRequest> items;
+    items.reserve(end - start);
+    for (size_t k = start; k < end; ++k) {
+      const OpcUaTag& tag = config_.tags[subscribed_[k]];
+      MonitoredItemCreateRequest item;
+      item.item_to_monitor.node_id = tag.node_id;
+      item.item_to_monitor.attribute_id = kAttributeValue;
+      item.requested_parameters.client_handle = static_cast<uint32_t>(subscribed_[k]);
+      item.requested_parameters.sampling_interval = static_cast<double>(tag.sampling.count());
+      item.requested_parameters.queue_size = tag.queue_size;
+      item.requested_parameters.discard_oldest = true;
+      if (tag.deadband > 0) {
+        DataChangeFilter filter;
+        filter.trigger = DataChangeTrigger::kStatusValue;
+        filter.deadband_type = DeadbandType::kAbsolute;
+        filter.deadband_value = tag.deadband;
+        KILN_ASSIGN_OR_RETURN(item.requested_parameters.filter, ToExtensionObject(filter));
+      }
+      items.push_back(std::move(item));
+    }
+    KILN_ASSIGN_OR_RETURN(std::vector<MonitoredItemCreateResult> results,
+                          client_->CreateMonitoredItems(sub.subscription_id, std::move(items)));
+    for (size_t k = start; k < end; ++k) {
+      const MonitoredItemCreateResult& r = results[k - start];
+      if (!r.status_code.IsBad()) continue;
+      // No notifications will come for it: its status is the tag's quality (the initial Read
+      // usually said the same, e.g. BadNodeIdUnknown).
+      const size_t index = subscribed_[k];
+      log_.Warn("device {}: tag {} ({}) cannot be monitored: {}", options_.device_id,
+                config_.tags[index].name, config_.tags[index].node_id.ToString(),
+                StatusName(r.status_code));
+      DataValue bad;
+      bad.status = r.status_code;
+      out.push_back(ToSample(index, bad));
+    }
+  }
+  subscription_id_ = sub.subscription_id;
+  return Status();
+}
+
+void OpcUaDriver::TakeNotifications(const NotificationMessage& message, std::vector<Sample>& out) {
+  for (const ExtensionObject& data : message.notification_data) {
+    Result<Notification> n = DecodeNotification(data);
+    if (!n.ok()) {
+      KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, "notification",
+                            "device {}: undecodable notification: {}", options_.device_id,
+                            n.status().message());
+      continue;
+    }
+    if (const auto* change = std::get_if<DataChangeNotification>(&*n)) {
+      for (const MonitoredItemNotification& item : change->monitored_items) {
+        if (item.client_handle >= config_.tags.size()) continue;  // not one of ours
+        out.push_back(ToSample(item.client_handle, item.value));
+      }
+    } else if (const auto* status = std::get_if<StatusChangeNotification>(&*n)) {
+      // The server ended the subscription (e.g. BadTimeout): create it again.
+      log_.Warn("device {}: subscription {} status {}", options_.device_id,
+                subscription_id_.value_or(0), StatusName(status->status));
+      if (status->status.IsBad()) subscription_id_.reset();
+    }
+  }
+}
+
+Status OpcUaDriver::TakeMessage(const NotificationMessage& message, std::vector<Sample>& out) {
+  const uint32_t seq = message.sequence_number;
+  if (last_sequence_ && seq > *last_sequence_ + 1 && subscription_id_) {
+    // Messages lost between the server and us (or ahead of a slow consumer): ask for them
+    // while the server keeps them.
+    const uint32_t first = std::max(*last_sequence_ + 1, seq - std::min(seq, kMaxRepublish));
+    for (uint32_t s = first; s < seq; ++s) {
+      Result<NotificationMessage> missed = client_->Republish(*subscription_id_, s);
+      if (!missed.ok()) {
+        if (!client_->connected()) return missed.status();
+        KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, "republish",
+                              "device {}: notification {} lost: {}", options_.device_id, s,
+                              missed.status().message());
+        continue;
+      }
+      ++republished_;
+      TakeNotifications(*missed, out);
+      acks_.push_back({*subscription_id_, s});
+    }
+  }
+  TakeNotifications(message, out);
+  if (subscription_id_) acks_.push_back({*subscription_id_, seq});
+  if (!last_sequence_ || seq > *last_sequence_) last_sequence_ = seq;
+  return Status();
+}
+
+Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out) {
+  while (true) {
+    while (client_->outstanding_publishes() < publish_target_) {
+      KILN_RETURN_IF_ERROR(client_->SendPublish(std::exchange(acks_, {})));
+    }
+    Result<std::optional<PublishResponse>> response = client_->ReceivePublish(deadline);
+    if (!response.ok()) {
+      if (!client_->connected()) return response.status();
+      const std::string message(response.status().message());
+      if (message.starts_with("BadTooManyPublishRequests")) {
+        // The server holds fewer requests per session than we sent: keep that many.
+        publish_target_ = std::max<size_t>(1, client_->outstanding_publishes());
+        continue;
+      }
+      if (message.starts_with("BadNoSubscription") ||
+          message.starts_with("BadSubscriptionIdInvalid")) {
+        log_.Warn("device {}: {}; subscribing again", options_.device_id, message);
+        subscription_id_.reset();
+        return CreateSubscription(out);
+      }
+      if (message.starts_with("BadTimeout")) continue;  // the request expired at the server
+      return response.status();
+    }
+    if (!response->has_value()) break;
+    const PublishResponse& r = **response;
+    last_publish_ = clock_.Monotonic();
+    if (subscription_id_ && r.subscription_id != *subscription_id_) continue;  // a stale one
+    if (!r.notification_message.notification_data.empty()) {
+      KILN_RETURN_IF_ERROR(TakeMessage(r.notification_message, out));
+    }
+    if (!subscription_id_) return CreateSubscription(out);
+    // Take what is already here, without waiting again.
+    deadline = clock_.Monotonic();
+  }
+  if (clock_.Monotonic() - last_publish_ > keep_alive_timeout_) {
+    return DeadlineExceededError(fmt::format(
+        "no Publish response (data or keep-alive) from subscription {} for {} ms",
+        subscription_id_.value_or(0),
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Monotonic() - last_publish_)
+            .count()));
+  }
+  return Status();
+}
+
+Result<std::vector<Sample>> OpcUaDriver::ReadAll() {
+  std::vector<Sample> out;
+  const bool fresh = !client_->connected();
+  if (fresh) {
+    Status connected = Connect(out);
+    if (!connected.ok()) {
+      Disconnect();
+      return connected;
+    }
+  }
+  const MonoTime now = clock_.Monotonic();
+  if (!polled_.empty() && now >= next_poll_) {
+    KILN_RETURN_IF_ERROR(ReadTags(polled_, out));
+    next_poll_ += config_.poll;
+    if (next_poll_ <= now) next_poll_ = now + config_.poll;
+  }
+  if (!subscribed_.empty()) {
+    if (!subscription_id_) KILN_RETURN_IF_ERROR(CreateSubscription(out));
+    MonoTime deadline = fresh || !out.empty() ? now : now + options_.wait;
+    if (!polled_.empty()) deadline = std::min(deadline, std::max(now, next_poll_));
+    KILN_RETURN_IF_ERROR(PumpPublish(deadline, out));
+  }
+  return out;
+}
+
+Result<BuiltinType> OpcUaDriver::WriteType(size_t index) {
+  if (seen_types_[index] != BuiltinType::kNull) return seen_types_[index];
+  const NodeId node = config_.tags[index].node_id;
+  KILN_ASSIGN_OR_RETURN(std::vector<DataValue> values, client_->Read({&node, 1}));
+  const DataValue& dv = values[0];
+  if (dv.quality().IsBad() && (!dv.value || dv.value->is_null())) {
+    return FailedPreconditionError(
+        fmt::format("{}: cannot learn the node's type", StatusName(dv.quality())));
+  }
+  if (!dv.value || dv.value->is_null() || dv.value->is_array) {
+    return FailedPreconditionError("the node holds no scalar value to learn its type from");
+  }
+  seen_types_[index] = dv.value->type;
+  return dv.value->type;
+}
+
+Result<Value> OpcUaDriver::WriteAndReadBack(contract::TagId id, const Value& value) {
+  auto it = std::find_if(config_.tags.begin(), config_.tags.end(),
+                         [&](const OpcUaTag& t) { return t.id == id; });
+  if (it == config_.tags.end()) return NotFoundError(fmt::format("no tag with id {}", id));
+  const size_t index = static_cast<size_t>(it - config_.tags.begin());
+  if (!client_->connected()) return UnavailableError("not connected");
+  KILN_ASSIGN_OR_RETURN(BuiltinType type, WriteType(index));
+  KILN_ASSIGN_OR_RETURN(Variant variant, ToVariant(value, type));
+  KILN_ASSIGN_OR_RETURN(contract::Quality result, client_->Write(it->node_id, variant));
+  if (result.IsBad()) {
+    return Status(StatusCode::kAborted,
+                  fmt::format("{}: the server refused the write", StatusName(result)));
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<DataValue> back, client_->Read({&it->node_id, 1}));
+  const Sample s = ToSample(index, back[0]);
+  if (s.quality.IsBad() || s.value.is_null()) {
+    return Status(StatusCode::kAborted,
+                  fmt::format("{}: written, but the read-back failed", StatusName(s.quality)));
+  }
+  return s.value;
+}
+
+}  // namespace kiln::drivers::opcua

@@ -1,0 +1,108 @@
+#pragma once
+// OpcUaDriver: the tags of one OPC UA server as a drivers::Driver (docs/ARCHITECTURE.md, "OPC UA
+// driver"). Tags in mode "subscribe" are monitored items of one subscription; tags in mode
+// "poll" are read every poll period. Each value's StatusCode becomes the sample's quality
+// unchanged and its SourceTimestamp (else the ServerTimestamp, else the local clock) the
+// sample's time.
+//
+// Connecting reads every tag once, so each has a value (or the node's Bad status, e.g.
+// BadNodeIdUnknown) at once, then subscribes. Recovery: a lost connection, a protocol error or a
+// subscription that stops answering (no data and no keep-alive for two keep-alive periods plus
+// the timeout) fails ReadAll(), so the device loop marks the tags Bad and reconnects with
+// backoff; the reconnect first tries to transfer the subscription to the new session (and
+// republishes the notifications the server still holds), else creates it again. Sequence gaps
+// are filled with Republish while the server keeps the messages.
+//
+// Writes read the node's built-in type (from the last value seen, or a Read) and write the
+// value as that type, then read it back.
+//
+// Single-threaded: owned by one device thread.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "contract/sample.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "drivers/driver.h"
+#include "drivers/opcua/client.h"
+#include "drivers/opcua/opcua_config.h"
+
+namespace kiln::drivers::opcua {
+
+struct OpcUaDriverOptions {
+  std::string device_id;  // for messages
+  size_t outstanding_publishes = 3;
+  std::chrono::milliseconds wait{100};         // longest wait for notifications in one ReadAll()
+  std::chrono::milliseconds keep_alive{2000};  // requested keep-alive period
+  size_t max_nodes_per_request = 1000;         // Read and CreateMonitoredItems batches
+};
+
+class OpcUaDriver final : public Driver {
+ public:
+  // Errors: InvalidArgument for an invalid endpoint or credentials (see Client::Create).
+  static Result<std::unique_ptr<OpcUaDriver>> Create(OpcUaDeviceConfig config,
+                                                     OpcUaDriverOptions options, const Clock& clock,
+                                                     Logger logger);
+  ~OpcUaDriver() override;
+
+  Result<std::vector<contract::Sample>> ReadAll() override;
+  Result<contract::Value> WriteAndReadBack(contract::TagId id,
+                                           const contract::Value& value) override;
+  bool pushes_changes() const override { return !subscribed_.empty(); }
+  void Disconnect() override;
+  uint64_t requests_sent() const override;
+
+  // For tests and diagnostics.
+  std::optional<uint32_t> subscription_id() const { return subscription_id_; }
+  uint64_t subscriptions_transferred() const { return transferred_; }
+  uint64_t notifications_republished() const { return republished_; }
+
+ private:
+  OpcUaDriver(OpcUaDeviceConfig config, OpcUaDriverOptions options, std::unique_ptr<Client> client,
+              const Clock& clock, Logger logger);
+
+  // Connects, reads every tag into `out` and (re)establishes the subscription.
+  Status Connect(std::vector<contract::Sample>& out);
+  // Reads the tags of `indexes` into `out`, in batches.
+  Status ReadTags(const std::vector<size_t>& indexes, std::vector<contract::Sample>& out);
+  // Transfers the previous session's subscription; false when the server no longer has it.
+  Result<bool> TransferSubscription(std::vector<contract::Sample>& out);
+  Status CreateSubscription(std::vector<contract::Sample>& out);
+  // Keeps the Publish pipeline full and takes what arrives until the deadline.
+  Status PumpPublish(MonoTime deadline, std::vector<contract::Sample>& out);
+  // Takes the notifications of one message (and republishes the messages before it that were
+  // missed); queues its acknowledgement.
+  Status TakeMessage(const NotificationMessage& message, std::vector<contract::Sample>& out);
+  void TakeNotifications(const NotificationMessage& message, std::vector<contract::Sample>& out);
+  contract::Sample ToSample(size_t index, const DataValue& value);
+  // The built-in type to write tag `index` as: the last one seen, else read.
+  Result<BuiltinType> WriteType(size_t index);
+
+  const OpcUaDeviceConfig config_;
+  const OpcUaDriverOptions options_;
+  std::unique_ptr<Client> client_;
+  const Clock& clock_;
+  Logger log_;
+  LogRateLimiter log_limiter_;
+
+  std::vector<size_t> subscribed_;       // tag indexes in mode subscribe
+  std::vector<size_t> polled_;           // tag indexes in mode poll
+  std::vector<BuiltinType> seen_types_;  // per tag: the built-in type of its last value
+  MonoTime next_poll_{};
+
+  // The subscription, kept across connections so a reconnect can transfer it.
+  std::optional<uint32_t> subscription_id_;
+  double publishing_interval_ms_ = 0;
+  std::chrono::milliseconds keep_alive_timeout_{0};
+  size_t publish_target_ = 0;              // Publish requests to keep outstanding
+  std::optional<uint32_t> last_sequence_;  // of the last data message taken
+  std::vector<SubscriptionAcknowledgement> acks_;
+  MonoTime last_publish_{};  // the last Publish response (data or keep-alive)
+  uint64_t transferred_ = 0;
+  uint64_t republished_ = 0;
+};
+
+}  // namespace kiln::drivers::opcua

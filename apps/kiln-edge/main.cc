@@ -23,6 +23,8 @@
 #include "core/metrics.h"
 #include "core/stop.h"
 #include "drivers/modbus/modbus_driver.h"
+#include "drivers/opcua/discover.h"
+#include "drivers/opcua/opcua_driver.h"
 #include "edge/config.h"
 #include "edge/device_runner.h"
 #include "edge/edge_node.h"
@@ -165,6 +167,50 @@ void RegisterQueueMetrics(const queue::SampleQueue& queue, const Clock& clock,
       });
 }
 
+Result<std::unique_ptr<drivers::Driver>> MakeDriver(const edge::DeviceConfig& d, const Clock& clock,
+                                                    Logger log) {
+  if (d.driver == "opcua") {
+    drivers::opcua::OpcUaDriverOptions options;
+    options.device_id = d.id;
+    KILN_ASSIGN_OR_RETURN(auto driver,
+                          drivers::opcua::OpcUaDriver::Create(d.opcua, options, clock, log));
+    return std::unique_ptr<drivers::Driver>(std::move(driver));
+  }
+  KILN_ASSIGN_OR_RETURN(auto driver, drivers::modbus::ModbusDriver::Create(d.modbus, clock, log));
+  return std::unique_ptr<drivers::Driver>(std::move(driver));
+}
+
+// `kiln-edge discover ENDPOINT`: browses an OPC UA server and prints a [[devices]] table.
+int Discover(const std::string& endpoint, const std::string& username,
+             const std::string& password) {
+  SystemClock clock;
+  StderrSink sink(clock);
+  Logger log(sink, "discover", LogLevel::kWarning);
+  drivers::opcua::ClientOptions options;
+  options.endpoint = endpoint;
+  if (!username.empty()) options.username = username;
+  if (!password.empty()) options.password = password;
+  auto client = drivers::opcua::Client::Create(options, clock, log);
+  if (!client.ok()) {
+    std::fprintf(stderr, "kiln-edge discover: %s\n", client.status().ToString().c_str());
+    return kExitConfig;
+  }
+  Status connected = (*client)->Connect();
+  if (!connected.ok()) {
+    std::fprintf(stderr, "kiln-edge discover: %s\n", connected.ToString().c_str());
+    return kExitRuntime;
+  }
+  auto found = drivers::opcua::Discover(**client, drivers::opcua::DiscoverOptions());
+  if (!found.ok()) {
+    std::fprintf(stderr, "kiln-edge discover: browsing %s: %s\n", endpoint.c_str(),
+                 found.status().ToString().c_str());
+    return kExitRuntime;
+  }
+  (*client)->Close().IgnoreError();
+  std::fputs(drivers::opcua::FormatDeviceToml(*found, "opcua-1", endpoint).c_str(), stdout);
+  return 0;
+}
+
 int Run(const std::string& path, const std::string& log_level_flag) {
   auto loaded = edge::LoadEdgeConfig(path);
   if (!loaded.ok()) {
@@ -239,7 +285,7 @@ int Run(const std::string& path, const std::string& log_level_flag) {
 
   for (size_t i = 0; i < cfg.devices.size(); ++i) {
     const auto& d = cfg.devices[i];
-    auto driver = drivers::modbus::ModbusDriver::Create(d.modbus, clock, log.Child(d.id));
+    auto driver = MakeDriver(d, clock, log.Child(d.id));
     if (!driver.ok()) {
       log.Error("device {}: {}", d.id, driver.status().ToString());
       return kExitConfig;
@@ -310,11 +356,16 @@ int Run(const std::string& path, const std::string& log_level_flag) {
 }
 
 constexpr char kUsage[] =
-    "kiln-edge: reads Modbus devices and publishes Sparkplug B 3.0 over MQTT\n"
+    "kiln-edge: reads Modbus and OPC UA devices and publishes Sparkplug B 3.0 over MQTT\n"
     "\n"
     "Usage:\n"
     "  kiln-edge --config FILE [--log-level LEVEL]   run the gateway\n"
     "  kiln-edge check --config FILE                 validate a configuration and exit\n"
+    "  kiln-edge discover ENDPOINT [--username U --password P]\n"
+    "                                                browse an OPC UA server "
+    "(opc.tcp://host:port)\n"
+    "                                                and print its variables as a [[devices]] "
+    "table\n"
     "  kiln-edge --help | --version\n"
     "\n"
     "Options:\n"
@@ -327,6 +378,9 @@ constexpr char kUsage[] =
 
 struct Args {
   bool check = false;
+  std::string discover;  // the endpoint of `discover`
+  std::string username;
+  std::string password;
   std::string config;
   std::string log_level;
 };
@@ -360,6 +414,21 @@ std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
       return std::nullopt;
     } else if (a == "check" && i == 1) {
       args.check = true;
+    } else if (a == "discover" && i == 1) {
+      if (!value("discover", args.discover)) {
+        exit_code = kExitConfig;
+        return std::nullopt;
+      }
+    } else if (!args.discover.empty() && (a == "--username" || a.starts_with("--username="))) {
+      if (!value("--username", args.username)) {
+        exit_code = kExitConfig;
+        return std::nullopt;
+      }
+    } else if (!args.discover.empty() && (a == "--password" || a.starts_with("--password="))) {
+      if (!value("--password", args.password)) {
+        exit_code = kExitConfig;
+        return std::nullopt;
+      }
     } else if (a == "-c" || a == "--config" || a.starts_with("--config=")) {
       if (!value("--config", args.config)) {
         exit_code = kExitConfig;
@@ -376,7 +445,7 @@ std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
       return std::nullopt;
     }
   }
-  if (args.config.empty()) {
+  if (args.config.empty() && args.discover.empty()) {
     std::fprintf(stderr, "kiln-edge: --config FILE is required (see --help)\n");
     exit_code = kExitConfig;
     return std::nullopt;
@@ -394,6 +463,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   const auto args = ParseArgs(argc, argv, exit_code);
   if (!args) return exit_code;
+  if (!args->discover.empty()) return Discover(args->discover, args->username, args->password);
   if (args->check) return Check(args->config);
   return Run(args->config, args->log_level);
 }

@@ -68,11 +68,12 @@ void ParseWriteRules(const ConfigTable& t, WriteRules& w) {
 
 // Returns the [[devices.tags]] tables, in file order, for CheckWriteRules.
 std::vector<ConfigTable> ParseTags(const ConfigTable& device, DeviceConfig& dev,
+                                   const std::vector<std::string_view>& driver_keys,
                                    contract::TagId& next_id, EdgeConfig& cfg) {
   std::vector<std::string_view> known = {"name",     "unit", "deadband", "heartbeat_s",
                                          "writable", "min",  "max",      "min_write_interval",
                                          "interlock"};
-  for (auto k : drivers::modbus::ModbusTagKeys()) known.push_back(k);
+  for (auto k : driver_keys) known.push_back(k);
   std::map<std::string, std::string> lower_names;
   std::set<std::string> names;
   auto tables = device.GetTableArray("tags");
@@ -294,18 +295,32 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
     }
   }
 
-  std::vector<std::string_view> device_keys = {"id", "driver", "poll_ms", "tags"};
-  for (auto k : drivers::modbus::ModbusDeviceKeys()) {
-    if (std::find(device_keys.begin(), device_keys.end(), k) == device_keys.end()) {
-      device_keys.push_back(k);
+  // Each driver has its own device and tag keys besides the common ones.
+  auto with = [](std::vector<std::string_view> keys, const std::vector<std::string_view>& more) {
+    for (auto k : more) {
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
     }
-  }
+    return keys;
+  };
+  const std::vector<std::string_view> common_keys = {"id", "driver", "poll_ms", "tags"};
+  const std::vector<std::string_view> modbus_keys =
+      with(common_keys, drivers::modbus::ModbusDeviceKeys());
+  const std::vector<std::string_view> opcua_keys =
+      with(common_keys, drivers::opcua::OpcUaDeviceKeys());
   std::set<std::string> ids;
   std::map<std::string, std::string> lower_ids;
   contract::TagId next_id = 0;
   for (const ConfigTable& d : root.GetTableArray("devices")) {
-    d.RejectUnknownKeys(device_keys);
+    auto driver = d.RequireString("driver");
+    const bool modbus = driver && (*driver == "modbus-tcp" || *driver == "modbus-rtu");
+    const bool opcua = driver && *driver == "opcua";
+    if (driver && !modbus && !opcua) {
+      d.Error("driver",
+              fmt::format("unknown driver '{}' (modbus-tcp, modbus-rtu, opcua)", *driver));
+    }
+    d.RejectUnknownKeys(opcua ? opcua_keys : modbus ? modbus_keys : with(modbus_keys, opcua_keys));
     DeviceConfig dev;
+    dev.driver = driver.value_or("");
     auto id = d.RequireString("id");
     CheckId(d, "id", id);
     dev.id = id.value_or("");
@@ -318,13 +333,22 @@ Result<EdgeConfig> FromDocument(ConfigDocument& doc) {
       }
     }
     dev.poll = std::chrono::milliseconds(d.GetInt("poll_ms", 1000, 10, 86400000));
-    auto driver = d.RequireString("driver");
-    dev.driver = driver.value_or("");
-    if (driver && *driver != "modbus-tcp" && *driver != "modbus-rtu") {
-      d.Error("driver", fmt::format("unknown driver '{}' (modbus-tcp, modbus-rtu)", *driver));
+    const std::vector<std::string_view>& tag_keys =
+        opcua    ? drivers::opcua::OpcUaTagKeys()
+        : modbus ? drivers::modbus::ModbusTagKeys()
+                 : with(drivers::modbus::ModbusTagKeys(), drivers::opcua::OpcUaTagKeys());
+    const std::vector<ConfigTable> tag_tables = ParseTags(d, dev, tag_keys, next_id, cfg);
+    if (opcua) {
+      dev.opcua = drivers::opcua::ParseOpcUaDevice(d);
+      dev.opcua.poll = dev.poll;
+      for (size_t i = 0; i < dev.tags.size() && i < dev.opcua.tags.size(); ++i) {
+        drivers::opcua::OpcUaTag& tag = dev.opcua.tags[i];
+        tag.id = dev.tags[i].id;
+        tag.name = dev.tags[i].name;
+        tag.deadband = dev.tags[i].deadband;
+        dev.tags[i].type = tag.type;
+      }
     }
-    const std::vector<ConfigTable> tag_tables = ParseTags(d, dev, next_id, cfg);
-    const bool modbus = driver && (*driver == "modbus-tcp" || *driver == "modbus-rtu");
     if (modbus) {
       dev.modbus = drivers::modbus::ParseModbusDevice(d);
       // The Modbus parser reads the same tags in the same order.

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "drivers/modbus/modbus_config.h"
+#include "drivers/opcua/opcua_config.h"
 #include "mqtt/client.h"
 #include "queue/journal.h"
 
@@ -52,10 +53,11 @@ struct TagConfig {
 
 struct DeviceConfig {
   std::string id;
-  std::string driver;  // "modbus-tcp" | "modbus-rtu"
+  std::string driver;  // "modbus-tcp" | "modbus-rtu" | "opcua"
   std::chrono::milliseconds poll{1000};
   std::vector<TagConfig> tags;
-  drivers::modbus::ModbusDeviceConfig modbus;
+  drivers::modbus::ModbusDeviceConfig modbus;  // driver modbus-*
+  drivers::opcua::OpcUaDeviceConfig opcua;     // driver opcua
 };
 
 struct EdgeConfig {

@@ -68,6 +68,8 @@ std::chrono::milliseconds DeviceRunner::RunOnce() {
   std::chrono::milliseconds wait = options_.poll;
   if (result.ok()) {
     backoff_.Reset();
+    // A driver whose device pushes changes waits for them itself: call it again at once.
+    if (driver_->pushes_changes()) wait = std::chrono::milliseconds(0);
     for (const Sample& s : *result) last_read_[s.tag] = s;
     MutexLock lock(mu_);
     for (const Sample& s : *result) {

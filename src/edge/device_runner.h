@@ -1,5 +1,6 @@
 #pragma once
-// DeviceRunner: the loop of one field device. It polls the driver every poll period,
+// DeviceRunner: the loop of one field device. It polls the driver every poll period (or, for
+// a driver whose device pushes changes, calls it back to back: it waits for them itself),
 // filters by exception (ScanEngine), and pushes what changed to the SampleQueue. When the
 // device stops answering, its tags turn Bad (BadTimeout or BadNoCommunication), the device
 // is reported offline, and reconnects follow with capped exponential backoff and jitter.

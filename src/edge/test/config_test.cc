@@ -20,6 +20,29 @@ std::string SourceDir() {
   return dir ? dir : ".";
 }
 
+TEST(EdgeConfigTest, LoadsTheOpcUaExample) {
+  auto cfg = LoadEdgeConfig(SourceDir() + "/examples/edge-opcua.toml");
+  ASSERT_THAT(cfg, IsOk());
+  ASSERT_EQ(cfg->devices.size(), 1u);
+  const DeviceConfig& plc = cfg->devices[0];
+  EXPECT_EQ(plc.driver, "opcua");
+  EXPECT_EQ(plc.opcua.endpoint, "opc.tcp://127.0.0.1:4840");
+  EXPECT_EQ(plc.opcua.poll, std::chrono::milliseconds(1000));
+  ASSERT_EQ(plc.tags.size(), 4u);
+  ASSERT_EQ(plc.opcua.tags.size(), 4u);
+  const drivers::opcua::OpcUaTag& temperature = plc.opcua.tags[0];
+  EXPECT_EQ(temperature.node_id.ToString(), "ns=2;s=Line1.Temperature");
+  EXPECT_EQ(temperature.sampling, std::chrono::milliseconds(100));
+  EXPECT_DOUBLE_EQ(temperature.deadband, 0.1);
+  EXPECT_EQ(temperature.name, "Temperature");
+  EXPECT_EQ(plc.opcua.tags[1].node_id.ToString(), "ns=2;i=1001");
+  EXPECT_EQ(plc.tags[1].type, contract::ValueType::kUInt32);
+  EXPECT_EQ(plc.opcua.tags[2].mode, drivers::opcua::TagMode::kPoll);
+  EXPECT_EQ(plc.tags[2].type, contract::ValueType::kString);
+  EXPECT_EQ(plc.opcua.tags[3].id, plc.tags[3].id);
+  EXPECT_TRUE(plc.tags[3].write.writable);
+}
+
 TEST(EdgeConfigTest, LoadsTheExample) {
   auto cfg = LoadEdgeConfig(SourceDir() + "/examples/edge.toml");
   ASSERT_THAT(cfg, IsOk());

@@ -598,6 +598,7 @@ class Env {
     this.closers = [];
     this.brokers = [];
     this.sims = [];
+    this.peers = []; // other controllable peers (lib/opcua.js): { describe(), stop() }
     this.edges = [];
     this.servers = [];
     this.taps = [];
@@ -688,6 +689,7 @@ class Env {
     const parts = [`temp dir: ${this.dir}`];
     for (const t of this.taps) parts.push(t.describe(60));
     for (const s of this.sims) if (s.proc) parts.push(s.proc.tail(15));
+    for (const p of this.peers) parts.push(p.describe());
     for (const e of this.edges) if (e.proc) parts.push(e.proc.tail(40));
     for (const e of this.servers) if (e.proc) parts.push(e.proc.tail(40));
     return parts.join('\n');
@@ -697,10 +699,11 @@ class Env {
     for (const fn of this.closers.reverse()) {
       try { await fn(); } catch { /* best effort */ }
     }
-    // Edges first (so they do not log broker errors), then sims, then brokers; kill anything left.
+    // Edges first (so they do not log broker errors), then sims and peers, then brokers; kill
+    // anything left.
     for (const e of this.edges) await e.stop('SIGKILL').catch(() => {});
     for (const e of this.servers) await e.stop('SIGKILL').catch(() => {});
-    for (const s of this.sims) await s.stop().catch(() => {});
+    for (const s of [...this.sims, ...this.peers]) await s.stop().catch(() => {});
     for (const b of this.brokers) await b.stop().catch(() => {});
     for (const p of this.procs) {
       await p.stop('SIGKILL', 2000).catch(() => {});

@@ -415,10 +415,12 @@ std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
     } else if (a == "check" && i == 1) {
       args.check = true;
     } else if (a == "discover" && i == 1) {
-      if (!value("discover", args.discover)) {
+      if (i + 1 >= argc || std::string_view(argv[i + 1]).starts_with("-")) {
+        std::fprintf(stderr, "kiln-edge: discover needs an endpoint first (see --help)\n");
         exit_code = kExitConfig;
         return std::nullopt;
       }
+      args.discover = argv[++i];
     } else if (!args.discover.empty() && (a == "--username" || a.starts_with("--username="))) {
       if (!value("--username", args.username)) {
         exit_code = kExitConfig;

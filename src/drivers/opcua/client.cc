@@ -421,6 +421,14 @@ Status Client::Connect() {
   return Status();
 }
 
+void Client::Abort() {
+  if (socket_->is_open()) {
+    logger_.Info("{}: dropping the connection (the session stays for a transfer)",
+                 options_.endpoint);
+  }
+  ResetState();
+}
+
 Status Client::Close() {
   if (!socket_->is_open()) {
     ResetState();

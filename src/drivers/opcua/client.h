@@ -4,8 +4,8 @@
 // session: Connect() runs HEL/ACK, OpenSecureChannel (Issue), CreateSession and
 // ActivateSession (anonymous, or user name and password in clear when the endpoint's token
 // policy allows it); each request renews the channel token first once 75 % of its lifetime
-// has passed; Close() ends the session and the channel. Requests are blocking, one at a time,
-// each bounded by a timeout.
+// has passed; Close() ends the session and the channel. Service calls block, one at a time,
+// each bounded by a timeout; Publish requests may stay in flight meanwhile (see SendPublish).
 //
 // Error policy: a malformed message, an ERR message, a socket error or a request that timed
 // out closes the connection and returns Unavailable (DeadlineExceeded for a timeout) with the
@@ -107,6 +107,10 @@ class Client {
   // Closes the session and the secure channel, then the socket. Idempotent. Returns the
   // first error of the goodbye (the socket is closed regardless).
   Status Close();
+  // Drops the connection without a goodbye (for a link that stopped answering: CloseSession
+  // would only wait for its timeout). The session and its subscriptions stay at the server
+  // until they time out, so a new session can transfer them.
+  void Abort();
   bool connected() const;
 
   // Reads the Value attribute (or `attribute_id`) of `nodes`: one DataValue per node, in

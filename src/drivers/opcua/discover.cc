@@ -80,6 +80,7 @@ Result<std::vector<DiscoveredVariable>> Discover(Client& client, const DiscoverO
     Pending at = std::move(queue.front());
     queue.pop_front();
     KILN_ASSIGN_OR_RETURN(BrowseResult result, client.Browse(at.node));
+    if (result.status_code.IsBad()) continue;  // e.g. BadUserAccessDenied: nothing below
     std::vector<ReferenceDescription> refs = std::move(result.references);
     for (int rounds = 0; result.continuation_point && rounds < 10000; ++rounds) {
       KILN_ASSIGN_OR_RETURN(result, client.BrowseNext(*result.continuation_point));
@@ -155,6 +156,7 @@ std::string FormatDeviceToml(const std::vector<DiscoveredVariable>& variables,
                              std::string_view device_id, std::string_view endpoint) {
   auto quoted = TomlQuoted;
   std::map<std::string, int> name_count;
+  std::set<std::string> used;
   size_t usable = 0;
   for (const DiscoveredVariable& v : variables) {
     if (v.type) {
@@ -177,8 +179,13 @@ std::string FormatDeviceToml(const std::vector<DiscoveredVariable>& variables,
                          CommentText(v.node_id.ToString()), CommentText(v.data_type));
       continue;
     }
-    const std::string name =
+    // Tag names must be unique: the browse name, else the path, else the node id.
+    std::string name =
         name_count[v.browse_name] > 1 || v.browse_name.empty() ? v.path : v.browse_name;
+    if (!used.insert(name).second) {
+      name = v.node_id.ToString();
+      used.insert(name);
+    }
     out += fmt::format(
         "\n  [[devices.tags]]  # {}{}\n"
         "  name = {}\n"

@@ -22,11 +22,18 @@ constexpr uint32_t kMaxRepublish = 100;
 
 std::string StatusName(contract::Quality q) { return internal::UaStatusCodeName(q); }
 
+// Sequence numbers wrap from 4294967295 to 1 (0 is never used, OPC 10000-4 §7.38): compare as
+// serial numbers.
+uint32_t NextSequence(uint32_t s) { return s == UINT32_MAX ? 1 : s + 1; }
+bool SequenceAfter(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+
 // Whether `d` lies within the range of numeric `type` (NaN and infinities fit the floats only).
 bool FitsType(double d, ValueType type) {
+  // T's max as a double rounds up to 2^63 or 2^64 for the 64-bit types: compare with <.
   auto within = [d]<typename T>(T) {
     return d >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
-           d <= static_cast<double>(std::numeric_limits<T>::max());
+           (sizeof(T) == 8 ? d < static_cast<double>(std::numeric_limits<T>::max())
+                           : d <= static_cast<double>(std::numeric_limits<T>::max()));
   };
   switch (type) {
     case ValueType::kInt8:
@@ -68,8 +75,10 @@ std::variant<Value, contract::Quality> ConvertValue(const Variant& v, ValueType 
 
 template <typename T>
 Result<Variant> IntegerVariant(double d, BuiltinType type) {
+  // T's max as a double rounds up to 2^63 or 2^64 for the 64-bit types: compare with <.
+  const double max = static_cast<double>(std::numeric_limits<T>::max());
   if (!(std::trunc(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) &&
-        d <= static_cast<double>(std::numeric_limits<T>::max()))) {
+        (sizeof(T) == 8 ? d < max : d <= max))) {
     return InvalidArgumentError(
         fmt::format("{} does not fit the node's type {}", d, BuiltinTypeName(type)));
   }
@@ -138,6 +147,9 @@ Result<std::unique_ptr<OpcUaDriver>> OpcUaDriver::Create(OpcUaDeviceConfig confi
   client_options.connect_timeout = config.timeout;
   client_options.request_timeout = config.timeout;
   client_options.session_name = "kiln " + options.device_id;
+  // Poll-only devices are silent between polls: the session must outlive that silence.
+  client_options.requested_session_timeout_ms =
+      std::max(60000.0, 3.0 * static_cast<double>(config.poll.count()));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Client> client,
                         Client::Create(client_options, clock, logger));
   if (options.outstanding_publishes == 0) options.outstanding_publishes = 1;
@@ -228,14 +240,29 @@ Status OpcUaDriver::ReadTags(const std::vector<size_t>& indexes, std::vector<Sam
 
 Status OpcUaDriver::Connect(std::vector<Sample>& out) {
   KILN_RETURN_IF_ERROR(client_->Connect());
+  acks_.clear();
+  publish_target_ = options_.outstanding_publishes;
+  no_subscription_answers_ = 0;
+  // A transferred subscription's kept messages are older than the current values: first.
+  bool transferred = false;
+  if (!subscribed_.empty()) {
+    KILN_ASSIGN_OR_RETURN(transferred, TransferSubscription(out));
+  }
   std::vector<size_t> all(config_.tags.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   KILN_RETURN_IF_ERROR(ReadTags(all, out));
   next_poll_ = clock_.Monotonic() + config_.poll;
-  acks_.clear();
   if (subscribed_.empty()) return Status();
-  KILN_ASSIGN_OR_RETURN(bool transferred, TransferSubscription(out));
-  if (!transferred) KILN_RETURN_IF_ERROR(CreateSubscription(out));
+  if (transferred) {
+    // Tags the subscription could not monitor get no updates: their refusal stands.
+    for (const auto& [index, status] : unmonitored_) {
+      DataValue bad;
+      bad.status = status;
+      out.push_back(ToSample(index, bad));
+    }
+  } else {
+    KILN_RETURN_IF_ERROR(CreateSubscription(out));
+  }
   last_publish_ = clock_.Monotonic();
   return Status();
 }
@@ -260,13 +287,23 @@ Result<bool> OpcUaDriver::TransferSubscription(std::vector<Sample>& out) {
   }
   ++transferred_;
   log_.Info("device {}: subscription {} transferred to the new session", options_.device_id, id);
-  // The messages the server still holds that we had not taken, oldest first.
+  // The messages the server still holds: those we took are acknowledged (the acks went with
+  // the old session), the others republished, oldest first.
   std::vector<uint32_t> missed;
   for (uint32_t seq : r.available_sequence_numbers) {
-    if (!last_sequence_ || seq > *last_sequence_) missed.push_back(seq);
+    if (!last_sequence_ || SequenceAfter(seq, *last_sequence_)) {
+      missed.push_back(seq);
+    } else {
+      acks_.push_back({id, seq});
+    }
   }
-  std::sort(missed.begin(), missed.end());
-  if (missed.size() > kMaxRepublish) missed.erase(missed.begin(), missed.end() - kMaxRepublish);
+  std::sort(missed.begin(), missed.end(),
+            [&](uint32_t a, uint32_t b) { return SequenceAfter(b, a); });
+  if (missed.size() > kMaxRepublish) {
+    log_.Warn("device {}: {} notifications of subscription {} lost; republishing the last {}",
+              options_.device_id, missed.size() - kMaxRepublish, id, kMaxRepublish);
+    missed.erase(missed.begin(), missed.end() - kMaxRepublish);
+  }
   for (uint32_t seq : missed) {
     Result<NotificationMessage> message = client_->Republish(id, seq);
     if (!message.ok()) {
@@ -295,53 +332,89 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
   // subscription whose items were never all created would leave tags without updates.
   subscription_id_.reset();
   last_sequence_.reset();
-  const double revised = sub.revised_publishing_interval > 0 ? sub.revised_publishing_interval
-                                                             : publishing_interval_ms_;
+  // From the server: bounded before it becomes a duration (a day at most).
+  const double revised = sub.revised_publishing_interval > 0
+                             ? std::min(sub.revised_publishing_interval, 86400000.0)
+                             : publishing_interval_ms_;
   const uint32_t keep_alives = std::max<uint32_t>(sub.revised_max_keep_alive_count, 1);
   keep_alive_timeout_ =
       std::chrono::milliseconds(static_cast<int64_t>(2 * revised * keep_alives)) + config_.timeout;
   log_.Info("device {}: subscription {} (publishing every {} ms, keep-alive every {})",
             options_.device_id, sub.subscription_id, revised, keep_alives);
 
-  for (size_t start = 0; start < subscribed_.size(); start += options_.max_nodes_per_request) {
-    const size_t end = std::min(subscribed_.size(), start + options_.max_nodes_per_request);
-    std::vector<MonitoredItemCreateRequest> items;
-    items.reserve(end - start);
-    for (size_t k = start; k < end; ++k) {
-      const OpcUaTag& tag = config_.tags[subscribed_[k]];
-      MonitoredItemCreateRequest item;
-      item.item_to_monitor.node_id = tag.node_id;
-      item.item_to_monitor.attribute_id = kAttributeValue;
-      item.requested_parameters.client_handle = static_cast<uint32_t>(subscribed_[k]);
-      item.requested_parameters.sampling_interval = static_cast<double>(tag.sampling.count());
-      item.requested_parameters.queue_size = tag.queue_size;
-      item.requested_parameters.discard_oldest = true;
-      if (tag.deadband > 0) {
-        DataChangeFilter filter;
-        filter.trigger = DataChangeTrigger::kStatusValue;
-        filter.deadband_type = DeadbandType::kAbsolute;
-        filter.deadband_value = tag.deadband;
-        KILN_ASSIGN_OR_RETURN(item.requested_parameters.filter, ToExtensionObject(filter));
-      }
-      items.push_back(std::move(item));
+  auto make_item = [&](size_t index, bool with_filter) -> Result<MonitoredItemCreateRequest> {
+    const OpcUaTag& tag = config_.tags[index];
+    MonitoredItemCreateRequest item;
+    item.item_to_monitor.node_id = tag.node_id;
+    item.item_to_monitor.attribute_id = kAttributeValue;
+    item.requested_parameters.client_handle = static_cast<uint32_t>(index);
+    item.requested_parameters.sampling_interval = static_cast<double>(tag.sampling.count());
+    item.requested_parameters.queue_size = tag.queue_size;
+    item.requested_parameters.discard_oldest = true;
+    if (with_filter) {
+      DataChangeFilter filter;
+      filter.trigger = DataChangeTrigger::kStatusValue;
+      filter.deadband_type = DeadbandType::kAbsolute;
+      filter.deadband_value = tag.deadband;
+      KILN_ASSIGN_OR_RETURN(item.requested_parameters.filter, ToExtensionObject(filter));
     }
-    KILN_ASSIGN_OR_RETURN(std::vector<MonitoredItemCreateResult> results,
-                          client_->CreateMonitoredItems(sub.subscription_id, std::move(items)));
-    for (size_t k = start; k < end; ++k) {
-      const MonitoredItemCreateResult& r = results[k - start];
-      if (!r.status_code.IsBad()) continue;
-      // No notifications will come for it: its status is the tag's quality (the initial Read
-      // usually said the same, e.g. BadNodeIdUnknown).
-      const size_t index = subscribed_[k];
-      log_.Warn("device {}: tag {} ({}) cannot be monitored: {}", options_.device_id,
-                config_.tags[index].name, config_.tags[index].node_id.ToString(),
-                StatusName(r.status_code));
-      DataValue bad;
-      bad.status = r.status_code;
-      out.push_back(ToSample(index, bad));
+    return item;
+  };
+  // Creates the items of `indexes` in batches; returns the refused ones with their status.
+  auto create = [&](const std::vector<size_t>& indexes,
+                    bool filters) -> Result<std::vector<std::pair<size_t, contract::Quality>>> {
+    std::vector<std::pair<size_t, contract::Quality>> refused;
+    for (size_t start = 0; start < indexes.size(); start += options_.max_nodes_per_request) {
+      const size_t end = std::min(indexes.size(), start + options_.max_nodes_per_request);
+      std::vector<MonitoredItemCreateRequest> items;
+      items.reserve(end - start);
+      for (size_t k = start; k < end; ++k) {
+        const size_t index = indexes[k];
+        KILN_ASSIGN_OR_RETURN(MonitoredItemCreateRequest item,
+                              make_item(index, filters && config_.tags[index].deadband > 0));
+        items.push_back(std::move(item));
+      }
+      KILN_ASSIGN_OR_RETURN(std::vector<MonitoredItemCreateResult> results,
+                            client_->CreateMonitoredItems(sub.subscription_id, std::move(items)));
+      for (size_t k = start; k < end; ++k) {
+        const contract::Quality status = results[k - start].status_code;
+        if (status.IsBad()) refused.emplace_back(indexes[k], status);
+      }
+    }
+    return refused;
+  };
+  KILN_ASSIGN_OR_RETURN(auto refused, create(subscribed_, true));
+  // A server may refuse the deadband (a Boolean or String node, BadFilterNotAllowed): such
+  // items are monitored without it; the edge still applies the deadband.
+  std::vector<size_t> retry;
+  for (const auto& [index, status] : refused) {
+    if (config_.tags[index].deadband > 0) {
+      log_.Warn(
+          "device {}: tag {} ({}): the server refused the deadband ({}); monitoring every "
+          "change",
+          options_.device_id, config_.tags[index].name, config_.tags[index].node_id.ToString(),
+          StatusName(status));
+      retry.push_back(index);
     }
   }
+  if (!retry.empty()) {
+    KILN_ASSIGN_OR_RETURN(auto again, create(retry, false));
+    std::erase_if(refused, [&](const auto& r) { return config_.tags[r.first].deadband > 0; });
+    refused.insert(refused.end(), again.begin(), again.end());
+  }
+  unmonitored_.clear();
+  for (const auto& [index, status] : refused) {
+    // No notifications will come for it: its status is the tag's quality (the initial Read
+    // usually said the same, e.g. BadNodeIdUnknown).
+    log_.Warn("device {}: tag {} ({}) cannot be monitored: {}", options_.device_id,
+              config_.tags[index].name, config_.tags[index].node_id.ToString(), StatusName(status));
+    unmonitored_.emplace_back(index, status);
+    DataValue bad;
+    bad.status = status;
+    out.push_back(ToSample(index, bad));
+  }
   subscription_id_ = sub.subscription_id;
+  no_subscription_answers_ = 0;
   return Status();
 }
 
@@ -368,14 +441,22 @@ void OpcUaDriver::TakeNotifications(const NotificationMessage& message, std::vec
   }
 }
 
-Status OpcUaDriver::TakeMessage(const NotificationMessage& message, std::vector<Sample>& out) {
+Status OpcUaDriver::TakeMessage(uint32_t subscription_id, const NotificationMessage& message,
+                                std::vector<Sample>& out) {
   const uint32_t seq = message.sequence_number;
-  if (last_sequence_ && seq > *last_sequence_ + 1 && subscription_id_) {
-    // Messages lost between the server and us (or ahead of a slow consumer): ask for them
-    // while the server keeps them.
-    const uint32_t first = std::max(*last_sequence_ + 1, seq - std::min(seq, kMaxRepublish));
-    for (uint32_t s = first; s < seq; ++s) {
-      Result<NotificationMessage> missed = client_->Republish(*subscription_id_, s);
+  if (last_sequence_ && SequenceAfter(seq, NextSequence(*last_sequence_))) {
+    // Messages lost between the server and us: ask for them while the server keeps them (the
+    // last kMaxRepublish at most).
+    uint32_t first = NextSequence(*last_sequence_);
+    const uint32_t gap = seq - first - (seq < first ? 1 : 0);  // 0 is skipped on wrapping
+    if (gap > kMaxRepublish) {
+      KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, "republish",
+                            "device {}: {} notifications lost; republishing the last {}",
+                            options_.device_id, gap - kMaxRepublish, kMaxRepublish);
+      for (uint32_t skip = gap - kMaxRepublish; skip > 0; --skip) first = NextSequence(first);
+    }
+    for (uint32_t s = first; s != seq; s = NextSequence(s)) {
+      Result<NotificationMessage> missed = client_->Republish(subscription_id, s);
       if (!missed.ok()) {
         if (!client_->connected()) return missed.status();
         KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kWarning, "republish",
@@ -385,12 +466,12 @@ Status OpcUaDriver::TakeMessage(const NotificationMessage& message, std::vector<
       }
       ++republished_;
       TakeNotifications(*missed, out);
-      acks_.push_back({*subscription_id_, s});
+      acks_.push_back({subscription_id, s});
     }
   }
   TakeNotifications(message, out);
-  if (subscription_id_) acks_.push_back({*subscription_id_, seq});
-  if (!last_sequence_ || seq > *last_sequence_) last_sequence_ = seq;
+  acks_.push_back({subscription_id, seq});
+  if (!last_sequence_ || SequenceAfter(seq, *last_sequence_)) last_sequence_ = seq;
   return Status();
 }
 
@@ -410,6 +491,9 @@ Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out) {
       }
       if (message.starts_with("BadNoSubscription") ||
           message.starts_with("BadSubscriptionIdInvalid")) {
+        // Requests sent before a new subscription existed are answered so too: only when
+        // more such answers came than requests were in flight is the subscription gone.
+        if (++no_subscription_answers_ <= publish_target_) continue;
         log_.Warn("device {}: {}; subscribing again", options_.device_id, message);
         subscription_id_.reset();
         return CreateSubscription(out);
@@ -419,16 +503,20 @@ Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out) {
     }
     if (!response->has_value()) break;
     const PublishResponse& r = **response;
+    if (!subscription_id_ || r.subscription_id != *subscription_id_) continue;  // a stale one
     last_publish_ = clock_.Monotonic();
-    if (subscription_id_ && r.subscription_id != *subscription_id_) continue;  // a stale one
+    no_subscription_answers_ = 0;
     if (!r.notification_message.notification_data.empty()) {
-      KILN_RETURN_IF_ERROR(TakeMessage(r.notification_message, out));
+      KILN_RETURN_IF_ERROR(TakeMessage(r.subscription_id, r.notification_message, out));
     }
     if (!subscription_id_) return CreateSubscription(out);
     // Take what is already here, without waiting again.
     deadline = clock_.Monotonic();
   }
   if (clock_.Monotonic() - last_publish_ > keep_alive_timeout_) {
+    // The link or the server stopped answering: drop the connection without a goodbye, so
+    // the session and its subscription stay at the server for a transfer.
+    client_->Abort();
     return DeadlineExceededError(fmt::format(
         "no Publish response (data or keep-alive) from subscription {} for {} ms",
         subscription_id_.value_or(0),
@@ -439,11 +527,23 @@ Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out) {
 }
 
 Result<std::vector<Sample>> OpcUaDriver::ReadAll() {
+  if (deferred_error_) return *std::exchange(deferred_error_, std::nullopt);
   std::vector<Sample> out;
+  Status status = Take(out);
+  if (status.ok()) return out;
+  if (out.empty()) return status;
+  // Samples taken before the failure are not lost (their messages may be acknowledged
+  // already): they go out now, the failure with the next call.
+  deferred_error_ = std::move(status);
+  return out;
+}
+
+Status OpcUaDriver::Take(std::vector<Sample>& out) {
   const bool fresh = !client_->connected();
   if (fresh) {
     Status connected = Connect(out);
     if (!connected.ok()) {
+      out.clear();  // a connect fails as a whole: no values from a half-made connection
       Disconnect();
       return connected;
     }
@@ -460,7 +560,7 @@ Result<std::vector<Sample>> OpcUaDriver::ReadAll() {
     if (!polled_.empty()) deadline = std::min(deadline, std::max(now, next_poll_));
     KILN_RETURN_IF_ERROR(PumpPublish(deadline, out));
   }
-  return out;
+  return Status();
 }
 
 Result<BuiltinType> OpcUaDriver::WriteType(size_t index) {

@@ -6,12 +6,14 @@
 // sample's time.
 //
 // Connecting reads every tag once, so each has a value (or the node's Bad status, e.g.
-// BadNodeIdUnknown) at once, then subscribes. Recovery: a lost connection, a protocol error or a
+// BadNodeIdUnknown) at once, and subscribes. Recovery: a lost connection, a protocol error or a
 // subscription that stops answering (no data and no keep-alive for two keep-alive periods plus
-// the timeout) fails ReadAll(), so the device loop marks the tags Bad and reconnects with
-// backoff; the reconnect first tries to transfer the subscription to the new session (and
-// republishes the notifications the server still holds), else creates it again. Sequence gaps
-// are filled with Republish while the server keeps the messages.
+// the timeout; the connection is then dropped without a goodbye) fails ReadAll(), so the device
+// loop marks the tags Bad and reconnects with backoff; the reconnect first tries to transfer
+// the subscription to the new session (and republishes the notifications the server still
+// holds, before the current values), else creates it again. Sequence gaps are filled with
+// Republish while the server keeps the messages. Samples taken before a failure are returned;
+// the failure comes with the next ReadAll().
 //
 // Writes read the node's built-in type (from the last value seen, or a Read) and write the
 // value as that type, then read it back.
@@ -64,7 +66,9 @@ class OpcUaDriver final : public Driver {
   OpcUaDriver(OpcUaDeviceConfig config, OpcUaDriverOptions options, std::unique_ptr<Client> client,
               const Clock& clock, Logger logger);
 
-  // Connects, reads every tag into `out` and (re)establishes the subscription.
+  // ReadAll's work: what it took goes to `out` even when it fails.
+  Status Take(std::vector<contract::Sample>& out);
+  // Connects, transfers or creates the subscription and reads every tag, into `out`.
   Status Connect(std::vector<contract::Sample>& out);
   // Reads the tags of `indexes` into `out`, in batches.
   Status ReadTags(const std::vector<size_t>& indexes, std::vector<contract::Sample>& out);
@@ -75,7 +79,8 @@ class OpcUaDriver final : public Driver {
   Status PumpPublish(MonoTime deadline, std::vector<contract::Sample>& out);
   // Takes the notifications of one message (and republishes the messages before it that were
   // missed); queues its acknowledgement.
-  Status TakeMessage(const NotificationMessage& message, std::vector<contract::Sample>& out);
+  Status TakeMessage(uint32_t subscription_id, const NotificationMessage& message,
+                     std::vector<contract::Sample>& out);
   void TakeNotifications(const NotificationMessage& message, std::vector<contract::Sample>& out);
   contract::Sample ToSample(size_t index, const DataValue& value);
   // The built-in type to write tag `index` as: the last one seen, else read.
@@ -97,7 +102,13 @@ class OpcUaDriver final : public Driver {
   std::optional<uint32_t> subscription_id_;
   double publishing_interval_ms_ = 0;
   std::chrono::milliseconds keep_alive_timeout_{0};
-  size_t publish_target_ = 0;              // Publish requests to keep outstanding
+  size_t publish_target_ = 0;  // Publish requests to keep outstanding
+  // BadNoSubscription answers since the last good Publish response or new subscription.
+  size_t no_subscription_answers_ = 0;
+  std::optional<Status> deferred_error_;  // for the next ReadAll()
+  // Subscribed tags the server refused to monitor, with its status: their quality after a
+  // transfer too.
+  std::vector<std::pair<size_t, contract::Quality>> unmonitored_;
   std::optional<uint32_t> last_sequence_;  // of the last data message taken
   std::vector<SubscriptionAcknowledgement> acks_;
   MonoTime last_publish_{};  // the last Publish response (data or keep-alive)

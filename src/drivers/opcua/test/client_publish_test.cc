@@ -470,8 +470,8 @@ TEST_F(ClientRepublishTest, MessageNoLongerAvailableIsAnErrorThatKeepsTheConnect
   EXPECT_TRUE(client->connected());
 }
 
-// BUG (reported): BadMessageNotAvailable (0x807B0000), which Client::Republish documents, is not
-// in internal/status_codes.cc's table, so the error reads "0x807B0000: RepublishRequest failed".
+// BadMessageNotAvailable (0x807B0000), which Client::Republish documents, is named in the error
+// (not "0x807B0000: RepublishRequest failed").
 TEST_F(ClientRepublishTest, MessageNoLongerAvailableIsNamed) {
   FakeUaServer::Options options;
   options.handler = Handle;

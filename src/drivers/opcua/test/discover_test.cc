@@ -184,8 +184,8 @@ TEST(FormatDeviceTomlTest, QuotesNamesAndNodeIdsWithQuotesAndBackslashes) {
   EXPECT_EQ(r.opcua.tags[2].node_id, NodeId(2, std::string("Temp °C")));
 }
 
-// BUG (reported): the path goes into a '#' comment unescaped (discover.cc FormatDeviceToml), so a
-// browse name with a line break ends the comment and the rest of it is read as TOML.
+// The path goes into a '#' comment: a browse name with a line break must not end the comment
+// (the rest of it would be read as TOML).
 TEST(FormatDeviceTomlTest, LineBreakInABrowseNameStaysInsideTheComment) {
   const std::vector<DiscoveredVariable> variables = {
       Var(NodeId(2, 1), "Evil\nid = \"other\"", "Plant/Evil\nid = \"other\"", "Double",
@@ -198,8 +198,8 @@ TEST(FormatDeviceTomlTest, LineBreakInABrowseNameStaysInsideTheComment) {
   EXPECT_THAT(r.names, ElementsAre("Evil\nid = \"other\""));
 }
 
-// BUG (reported): the path goes into a '#' comment as it is, and TOML prohibits control
-// characters other than tab in comments, so the whole output is unreadable.
+// TOML prohibits control characters other than tab in comments: they must not reach one, or the
+// whole output is unreadable.
 TEST(FormatDeviceTomlTest, ControlCharactersInAPathKeepTheOutputReadable) {
   const std::vector<DiscoveredVariable> variables = {
       Var(NodeId(2, 1), "Bell\x07", "Plant/Bell\x07", "Double", ValueType::kDouble),
@@ -209,8 +209,7 @@ TEST(FormatDeviceTomlTest, ControlCharactersInAPathKeepTheOutputReadable) {
   EXPECT_THAT(r.names, ElementsAre("Bell\x07"));
 }
 
-// BUG (reported): json::AppendQuoted (used for TOML strings) leaves DEL (0x7F) as it is, which
-// TOML does not allow in a basic string, so such a name makes the whole output unreadable.
+// JSON allows DEL (0x7F) raw in a string, TOML does not: a name with it must be escaped.
 TEST(FormatDeviceTomlTest, DeleteCharacterInANameIsEscaped) {
   const std::vector<DiscoveredVariable> variables = {
       Var(NodeId(2, 1), "Del\x7F", "Plant/Del", "Double", ValueType::kDouble),

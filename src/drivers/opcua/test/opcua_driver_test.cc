@@ -500,8 +500,8 @@ TEST_F(OpcUaDriverTest, ConvertsValuesToTheTagTypeAndMarksTheRestBadTypeMismatch
   EXPECT_TRUE(s[7].value.is_null());  // the value of a Bad DataValue is not usable
 }
 
-// SUSPECTED BUG (reported): a value beyond the tag type's range is saturated by
-// Value::FromDouble (opcua_driver.cc ConvertValue) and published Good, e.g. 70000 as int16 32767.
+// A value beyond the tag type's range is not clamped into it and published Good (70000 as int16
+// 32767): it is BadOutOfRange.
 TEST_F(OpcUaDriverTest, ValueOutOfTheTagTypesRangeIsNotPublishedGood) {
   sim_.Set(Node("Big"), Dv(Variant::Scalar(int32_t{70000})));
   std::unique_ptr<OpcUaDriver> driver = MakeDriver({Tag(0, Node("Big"), ValueType::kInt16)});
@@ -625,8 +625,8 @@ TEST_F(OpcUaDriverTest, LostConnectionFailsUnavailableAndTheReconnectTransfersTh
   ASSERT_THAT(samples.status(), IsOk());
   std::vector<Value> values;
   for (const Sample& s : *samples) values.push_back(s.value);
-  // The initial Read (21.5), then the republished messages 2 and 3.
-  EXPECT_THAT(values, ElementsAre(Value(21.5), Value(2.0), Value(3.0)));
+  // The republished messages 2 and 3 (older), then the current value from the initial Read.
+  EXPECT_THAT(values, ElementsAre(Value(2.0), Value(3.0), Value(21.5)));
   EXPECT_EQ(server_.connections(), 2);
   ASSERT_THAT(sim_.transfers(), SizeIs(1));
   EXPECT_THAT(sim_.transfers()[0].subscription_ids, ElementsAre(kFirstSubscriptionId));
@@ -636,10 +636,12 @@ TEST_F(OpcUaDriverTest, LostConnectionFailsUnavailableAndTheReconnectTransfersTh
   EXPECT_EQ(driver->subscriptions_transferred(), 1u);
   EXPECT_EQ(driver->notifications_republished(), 2u);
 
-  // The new session's pipeline acknowledges the republished messages and takes message 4.
+  // The new session's pipeline acknowledges message 1 (taken, but its acknowledgement went
+  // with the old session) and the republished 2 and 3, then takes message 4.
   ASSERT_TRUE(server_.WaitForHeld(3));
   EXPECT_THAT(sim_.acks()[sim_.acks().size() - 3],
-              ElementsAre(SubscriptionAcknowledgement{5, 2}, SubscriptionAcknowledgement{5, 3}));
+              ElementsAre(SubscriptionAcknowledgement{5, 1}, SubscriptionAcknowledgement{5, 2},
+                          SubscriptionAcknowledgement{5, 3}));
   Publish(message(4), kFirstSubscriptionId);
   Result<std::vector<Sample>> next = driver->ReadAll();
   ASSERT_THAT(next.status(), IsOk());
@@ -673,9 +675,9 @@ TEST_F(OpcUaDriverTest, ReconnectCreatesANewSubscriptionWhenTheServerLostTheOldO
   EXPECT_THAT(sim_.republishes(), IsEmpty());
 }
 
-// BUG (reported): subscription_id_ is set before the monitored items exist (opcua_driver.cc
-// CreateSubscription), so a connection lost in between leaves an id that the reconnect transfers
-// (the server keeps the lost session's subscription): the tags are then never monitored.
+// The subscription's id is kept only once its monitored items exist: a connection lost in
+// between must not leave an id that the reconnect transfers (the server keeps the lost session's
+// subscription), or the tags would never be monitored.
 TEST_F(OpcUaDriverTest, ConnectionLostBeforeTheItemsExistDoesNotTransferAnEmptySubscription) {
   sim_.CloseOnNext(CreateMonitoredItemsRequest::kBinaryEncodingId);
   std::unique_ptr<OpcUaDriver> driver = MakeDriver({Tag(10, kTemperature)});
@@ -720,16 +722,25 @@ TEST_F(OpcUaDriverTest, NotificationsOfAnotherSubscriptionAreIgnored) {
   EXPECT_EQ((*samples)[0].value, Value(31.0));
 }
 
-TEST_F(OpcUaDriverTest, NoSubscriptionAnswerCreatesTheSubscriptionAgain) {
+TEST_F(OpcUaDriverTest, NoSubscriptionAnswersBeyondTheRequestsInFlightCreateTheSubscriptionAgain) {
   std::unique_ptr<OpcUaDriver> driver = MakeDriver({Tag(10, kTemperature)});
   ASSERT_NE(driver, nullptr);
   ASSERT_NO_FATAL_FAILURE(Start(*driver, 1));
-  ASSERT_TRUE(server_.AnswerHeld(0, [](const FakeUaServer::HeldRequest& held) {
+  auto no_subscription = [](const FakeUaServer::HeldRequest& held) {
     PublishRequest request = DecodeServiceMessage<PublishRequest>(held.body).value();
     ServiceFault fault;
     fault.response_header = Answer(request.request_header, Code("BadNoSubscription"));
     return Encode(fault);
-  }));
+  };
+  // The three requests in flight may all predate a subscription (a server answers them so
+  // while a new one is being made): no new subscription for them.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(server_.AnswerHeld(0, no_subscription));
+  EXPECT_THAT(driver->ReadAll().status(), IsOk());
+  EXPECT_THAT(sim_.subscriptions(), SizeIs(1));
+  EXPECT_EQ(driver->subscription_id(), kFirstSubscriptionId);
+  // A fourth, to a request sent after them: the subscription is gone.
+  ASSERT_TRUE(server_.WaitForHeld(3));
+  ASSERT_TRUE(server_.AnswerHeld(0, no_subscription));
   EXPECT_THAT(driver->ReadAll().status(), IsOk());
   ASSERT_THAT(sim_.subscriptions(), SizeIs(2));
   ASSERT_THAT(sim_.monitored(), SizeIs(2));
@@ -759,6 +770,15 @@ TEST_F(OpcUaDriverTest, NoPublishResponseForLongerThanTheKeepAliveTimeoutIsDeadl
   clock_.Advance(std::chrono::milliseconds(1));
   EXPECT_THAT(driver->ReadAll().status(),
               StatusIs(StatusCode::kDeadlineExceeded, HasSubstr("subscription 5")));
+  // The silent link is dropped without a goodbye (CloseSession would only wait for its
+  // timeout and delete the subscription): the reconnect transfers it.
+  driver->Disconnect();
+  EXPECT_EQ(driver->subscription_id(), kFirstSubscriptionId);
+  sim_.SetTransferResult({status::kGood, {}});
+  EXPECT_THAT(driver->ReadAll().status(), IsOk());
+  ASSERT_THAT(sim_.transfers(), SizeIs(1));
+  EXPECT_THAT(sim_.transfers()[0].subscription_ids, ElementsAre(kFirstSubscriptionId));
+  EXPECT_THAT(sim_.subscriptions(), SizeIs(1));
 }
 
 TEST_F(OpcUaDriverTest, KeepAlivesPostponeTheKeepAliveTimeout) {
@@ -850,9 +870,8 @@ TEST_F(OpcUaDriverTest, RequestsTheSubscriptionAndItsItemsFromTheTags) {
             items[1].requested_parameters.client_handle);
 }
 
-// BUG (reported): the fastest sampling is found with 0 meaning "none yet" (opcua_driver.cc
-// constructor), so a tag with sampling_ms = 0 (as fast as the server can) counts only when it is
-// not the first subscribed tag: {0, 500} requests 500 ms, {500, 0} requests 10 ms.
+// A tag with sampling_ms = 0 (as fast as the server can) sets the publishing interval wherever it
+// is in the tag list: {0, 500} and {500, 0} both request 10 ms.
 TEST_F(OpcUaDriverTest, PublishingIntervalDoesNotDependOnTheOrderOfTheTags) {
   OpcUaTag fastest = Tag(1, kTemperature);
   fastest.sampling = std::chrono::milliseconds(0);
@@ -959,8 +978,8 @@ TEST_F(OpcUaDriverTest, WritesBooleanNodes) {
   EXPECT_EQ(sim_.writes()[1].value.value, Variant::Scalar(true));
 }
 
-// BUG (reported): ToVariant (opcua_driver.cc) writes any non-zero number to a Boolean node as
-// true; the Modbus driver refuses anything but true, false, 0 and 1 for a coil (InvalidArgument).
+// Like the Modbus driver for a coil, a Boolean node takes true, false, 1 and 0 only; 0.5 or 7 is
+// InvalidArgument, not true.
 TEST_F(OpcUaDriverTest, RefusesNumbersOtherThanZeroAndOneForABooleanNode) {
   sim_.Set(Node("Run"), Dv(Variant::Scalar(true)));
   std::unique_ptr<OpcUaDriver> driver = MakeDriver({Tag(1, Node("Run"), ValueType::kBool)});

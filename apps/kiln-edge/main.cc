@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -189,7 +190,11 @@ int Discover(const std::string& endpoint, const std::string& username,
   drivers::opcua::ClientOptions options;
   options.endpoint = endpoint;
   if (!username.empty()) options.username = username;
-  if (!password.empty()) options.password = password;
+  if (!password.empty()) {
+    options.password = password;
+  } else if (const char* env = std::getenv("KILN_OPCUA_PASSWORD"); env != nullptr) {
+    options.password = env;  // kept out of `ps`
+  }
   auto client = drivers::opcua::Client::Create(options, clock, log);
   if (!client.ok()) {
     std::fprintf(stderr, "kiln-edge discover: %s\n", client.status().ToString().c_str());
@@ -361,11 +366,10 @@ constexpr char kUsage[] =
     "Usage:\n"
     "  kiln-edge --config FILE [--log-level LEVEL]   run the gateway\n"
     "  kiln-edge check --config FILE                 validate a configuration and exit\n"
-    "  kiln-edge discover ENDPOINT [--username U --password P]\n"
-    "                                                browse an OPC UA server "
-    "(opc.tcp://host:port)\n"
-    "                                                and print its variables as a [[devices]] "
-    "table\n"
+    "  kiln-edge discover ENDPOINT [--username U [--password P]]\n"
+    "                                  browse an OPC UA server (opc.tcp://host:port) and print\n"
+    "                                  its variables as a [[devices]] table (the password may\n"
+    "                                  also come from KILN_OPCUA_PASSWORD)\n"
     "  kiln-edge --help | --version\n"
     "\n"
     "Options:\n"

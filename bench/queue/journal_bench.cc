@@ -160,11 +160,15 @@ constexpr size_t kPoolSamples = 4'000'000;  // 32 MB of records; pushed `passes`
 //       starts with an empty journal: new segment files grow, spares are prepared meanwhile;
 //   1 = one journal, everything acknowledged after each pass, as when the uplink keeps up:
 //       retired segments are recycled (timing starts once no spare is being prepared).
+//   range(2): samples in the pool; 0 = kPoolSamples (256 MB of Samples: every Push reads its
+//       input from memory), else a pool that stays in the CPU caches, as the samples a device
+//       loop has just produced do (and as BM_PlainWrite's 8 KB buffer does).
 void BM_JournalAppend(benchmark::State& state) {
-  const int passes = static_cast<int>(state.range(0));
+  const size_t pool = state.range(2) == 0 ? kPoolSamples : static_cast<size_t>(state.range(2));
+  const int passes = static_cast<int>(state.range(0) * static_cast<int64_t>(kPoolSamples / pool));
   const bool acked = state.range(1) != 0;
-  const auto& batches = Batches(kPoolSamples);
-  const uint64_t samples = uint64_t{kPoolSamples} * static_cast<uint64_t>(passes);
+  const auto& batches = Batches(pool);
+  const uint64_t samples = uint64_t{pool} * static_cast<uint64_t>(passes);
   ScratchDir root;
   std::unique_ptr<Journal> journal;
   uint64_t acked_end = 1;
@@ -217,7 +221,7 @@ void BM_JournalAppend(benchmark::State& state) {
   const double iterations = static_cast<double>(state.iterations());
   const uint64_t total = static_cast<uint64_t>(state.iterations()) * samples;
   state.SetItemsProcessed(static_cast<int64_t>(total));
-  state.SetBytesProcessed(static_cast<int64_t>(JournalWriteBytes(kPoolSamples)) * passes *
+  state.SetBytesProcessed(static_cast<int64_t>(JournalWriteBytes(pool)) * passes *
                           state.iterations());
   SetIoCounters(state, io, total);
   state.counters["fsyncs_per_iter"] = static_cast<double>(fsyncs) / iterations;
@@ -225,9 +229,11 @@ void BM_JournalAppend(benchmark::State& state) {
   state.counters["max_push_ms"] = Seconds(max_push) * 1e3;  // the slowest single Push
 }
 BENCHMARK(BM_JournalAppend)
-    ->Args({10, 0})
-    ->Args({10, 1})
-    ->ArgNames({"passes", "acked"})
+    ->Args({10, 0, 0})
+    ->Args({10, 1, 0})
+    ->Args({10, 0, 16000})
+    ->Args({10, 1, 16000})
+    ->ArgNames({"passes", "acked", "pool"})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 

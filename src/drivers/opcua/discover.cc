@@ -104,27 +104,40 @@ Result<std::vector<DiscoveredVariable>> Discover(Client& client, const DiscoverO
     }
   }
 
-  // DataType, ValueRank and UserAccessLevel of each variable.
-  for (size_t start = 0; start < found.size(); start += kReadBatch) {
-    const size_t end = std::min(found.size(), start + kReadBatch);
+  // DataType, ValueRank and UserAccessLevel of each variable, in batches the server takes
+  // (halved while it answers BadTooManyOperations).
+  size_t batch = kReadBatch;
+  size_t start = 0;
+  while (start < found.size()) {
+    const size_t end = std::min(found.size(), start + batch);
     std::vector<NodeId> nodes;
     for (size_t i = start; i < end; ++i) nodes.push_back(found[i].node_id);
-    KILN_ASSIGN_OR_RETURN(std::vector<DataValue> types, client.Read(nodes, kAttributeDataType));
-    KILN_ASSIGN_OR_RETURN(std::vector<DataValue> ranks, client.Read(nodes, kAttributeValueRank));
-    KILN_ASSIGN_OR_RETURN(std::vector<DataValue> access,
-                          client.Read(nodes, kAttributeUserAccessLevel));
+    Result<std::vector<DataValue>> types = client.Read(nodes, kAttributeDataType);
+    Result<std::vector<DataValue>> ranks =
+        types.ok() ? client.Read(nodes, kAttributeValueRank) : types;
+    Result<std::vector<DataValue>> access =
+        ranks.ok() ? client.Read(nodes, kAttributeUserAccessLevel) : ranks;
+    if (!access.ok()) {
+      if (batch > 1 && client.connected() &&
+          access.status().message().starts_with("BadTooManyOperations")) {
+        batch = std::max<size_t>(1, batch / 2);
+        continue;
+      }
+      return access.status();
+    }
     for (size_t i = start; i < end; ++i) {
       DiscoveredVariable& v = found[i];
       const size_t k = i - start;
-      const NodeId* type = types[k].value ? types[k].value->get_if<NodeId>() : nullptr;
-      const int32_t* rank = ranks[k].value ? ranks[k].value->get_if<int32_t>() : nullptr;
-      const uint8_t* level = access[k].value ? access[k].value->get_if<uint8_t>() : nullptr;
+      const NodeId* type = (*types)[k].value ? (*types)[k].value->get_if<NodeId>() : nullptr;
+      const int32_t* rank = (*ranks)[k].value ? (*ranks)[k].value->get_if<int32_t>() : nullptr;
+      const uint8_t* level = (*access)[k].value ? (*access)[k].value->get_if<uint8_t>() : nullptr;
       v.data_type = type != nullptr ? DataTypeName(*type) : "unknown";
       const bool scalar = rank == nullptr || *rank == -1;
       if (type != nullptr && scalar) v.type = TagType(*type);
       if (!scalar) v.data_type += "[]";
       v.writable = level != nullptr && (*level & kAccessCurrentWrite) != 0;
     }
+    start = end;
   }
   return found;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "drivers/opcua/internal/status_codes.h"
@@ -62,11 +63,64 @@ bool FitsType(double d, ValueType type) {
 // The value of `v` as a tag of `type` publishes it, or the quality that says why it cannot:
 // BadTypeMismatch for an array, a structure or text for a number; BadOutOfRange for a number
 // beyond the tag type's range (never clamped into it).
+// An integer value for an integer tag type, converted exactly (a detour through double
+// rounds above 2^53); nullopt for other values or types.
+std::optional<std::variant<Value, contract::Quality>> ConvertInteger(const Value& value,
+                                                                     ValueType type) {
+  std::optional<std::variant<Value, contract::Quality>> out;
+  auto to = [&]<typename T>(T) {
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
+            if (std::in_range<T>(v)) {
+              out = Value(static_cast<T>(v));
+            } else {
+              out = contract::status::kBadOutOfRange;
+            }
+          }
+        },
+        value.storage());
+  };
+  switch (type) {
+    case ValueType::kInt8:
+      to(int8_t{});
+      break;
+    case ValueType::kInt16:
+      to(int16_t{});
+      break;
+    case ValueType::kInt32:
+      to(int32_t{});
+      break;
+    case ValueType::kInt64:
+      to(int64_t{});
+      break;
+    case ValueType::kUInt8:
+      to(uint8_t{});
+      break;
+    case ValueType::kUInt16:
+      to(uint16_t{});
+      break;
+    case ValueType::kUInt32:
+      to(uint32_t{});
+      break;
+    case ValueType::kUInt64:
+      to(uint64_t{});
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
 std::variant<Value, contract::Quality> ConvertValue(const Variant& v, ValueType type) {
   std::optional<Value> value = ToContractValue(v);
   if (!value) return contract::status::kBadTypeMismatch;
   if (value->type() == type || value->is_null()) return *value;
   if (type == ValueType::kString) return Value(value->ToString());
+  if (std::optional<std::variant<Value, contract::Quality>> exact = ConvertInteger(*value, type)) {
+    return std::move(*exact);
+  }
   std::optional<double> d = value->AsDouble();
   if (!d || value->type() == ValueType::kString) return contract::status::kBadTypeMismatch;
   if (!FitsType(*d, type)) return contract::status::kBadOutOfRange;
@@ -74,7 +128,23 @@ std::variant<Value, contract::Quality> ConvertValue(const Variant& v, ValueType 
 }
 
 template <typename T>
-Result<Variant> IntegerVariant(double d, BuiltinType type) {
+Result<Variant> IntegerVariant(const Value& value, double d, BuiltinType type) {
+  // An integer value converts exactly (no detour through double, which rounds above 2^53).
+  std::optional<Result<Variant>> exact;
+  std::visit(
+      [&](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
+          if (std::in_range<T>(v)) {
+            exact = Variant::Scalar(static_cast<T>(v));
+          } else {
+            exact = InvalidArgumentError(
+                fmt::format("{} does not fit the node's type {}", v, BuiltinTypeName(type)));
+          }
+        }
+      },
+      value.storage());
+  if (exact) return std::move(*exact);
   // T's max as a double rounds up to 2^63 or 2^64 for the 64-bit types: compare with <.
   const double max = static_cast<double>(std::numeric_limits<T>::max());
   if (!(std::trunc(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) &&
@@ -107,21 +177,21 @@ Result<Variant> ToVariant(const Value& value, BuiltinType type) {
       }
       return Variant::Scalar(*d != 0);
     case BuiltinType::kSByte:
-      return IntegerVariant<int8_t>(*d, type);
+      return IntegerVariant<int8_t>(value, *d, type);
     case BuiltinType::kByte:
-      return IntegerVariant<uint8_t>(*d, type);
+      return IntegerVariant<uint8_t>(value, *d, type);
     case BuiltinType::kInt16:
-      return IntegerVariant<int16_t>(*d, type);
+      return IntegerVariant<int16_t>(value, *d, type);
     case BuiltinType::kUInt16:
-      return IntegerVariant<uint16_t>(*d, type);
+      return IntegerVariant<uint16_t>(value, *d, type);
     case BuiltinType::kInt32:
-      return IntegerVariant<int32_t>(*d, type);
+      return IntegerVariant<int32_t>(value, *d, type);
     case BuiltinType::kUInt32:
-      return IntegerVariant<uint32_t>(*d, type);
+      return IntegerVariant<uint32_t>(value, *d, type);
     case BuiltinType::kInt64:
-      return IntegerVariant<int64_t>(*d, type);
+      return IntegerVariant<int64_t>(value, *d, type);
     case BuiltinType::kUInt64:
-      return IntegerVariant<uint64_t>(*d, type);
+      return IntegerVariant<uint64_t>(value, *d, type);
     case BuiltinType::kFloat:
       if (std::isfinite(*d) && std::fabs(*d) > std::numeric_limits<float>::max()) {
         return InvalidArgumentError(fmt::format("{} does not fit the node's type Float", *d));
@@ -179,6 +249,7 @@ OpcUaDriver::OpcUaDriver(OpcUaDeviceConfig config, OpcUaDriverOptions options,
                                 ? static_cast<double>(config_.publishing.count())
                                 : std::max(fastest.value_or(1000.0), 10.0);
   publish_target_ = options_.outstanding_publishes;
+  batch_ = options_.max_nodes_per_request;
 }
 
 OpcUaDriver::~OpcUaDriver() { Disconnect(); }
@@ -226,14 +297,32 @@ Sample OpcUaDriver::ToSample(size_t index, const DataValue& dv) {
   return s;
 }
 
+bool OpcUaDriver::ShrinkBatch(const Status& failure) {
+  if (batch_ <= 1 || !client_->connected() ||
+      !failure.message().starts_with("BadTooManyOperations")) {
+    return false;
+  }
+  const size_t before = batch_;
+  batch_ = std::max<size_t>(1, batch_ / 2);
+  log_.Warn("device {}: the server takes fewer than {} nodes per request ({}); sending {}",
+            options_.device_id, before, failure.message(), batch_);
+  return true;
+}
+
 Status OpcUaDriver::ReadTags(const std::vector<size_t>& indexes, std::vector<Sample>& out) {
-  for (size_t start = 0; start < indexes.size(); start += options_.max_nodes_per_request) {
-    const size_t end = std::min(indexes.size(), start + options_.max_nodes_per_request);
+  size_t start = 0;
+  while (start < indexes.size()) {
+    const size_t end = std::min(indexes.size(), start + batch_);
     std::vector<NodeId> nodes;
     nodes.reserve(end - start);
     for (size_t k = start; k < end; ++k) nodes.push_back(config_.tags[indexes[k]].node_id);
-    KILN_ASSIGN_OR_RETURN(std::vector<DataValue> values, client_->Read(nodes));
-    for (size_t k = start; k < end; ++k) out.push_back(ToSample(indexes[k], values[k - start]));
+    Result<std::vector<DataValue>> values = client_->Read(nodes);
+    if (!values.ok()) {
+      if (ShrinkBatch(values.status())) continue;  // the same nodes, in smaller requests
+      return values.status();
+    }
+    for (size_t k = start; k < end; ++k) out.push_back(ToSample(indexes[k], (*values)[k - start]));
+    start = end;
   }
   return Status();
 }
@@ -364,8 +453,9 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
   auto create = [&](const std::vector<size_t>& indexes,
                     bool filters) -> Result<std::vector<std::pair<size_t, contract::Quality>>> {
     std::vector<std::pair<size_t, contract::Quality>> refused;
-    for (size_t start = 0; start < indexes.size(); start += options_.max_nodes_per_request) {
-      const size_t end = std::min(indexes.size(), start + options_.max_nodes_per_request);
+    size_t start = 0;
+    while (start < indexes.size()) {
+      const size_t end = std::min(indexes.size(), start + batch_);
       std::vector<MonitoredItemCreateRequest> items;
       items.reserve(end - start);
       for (size_t k = start; k < end; ++k) {
@@ -374,12 +464,17 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
                               make_item(index, filters && config_.tags[index].deadband > 0));
         items.push_back(std::move(item));
       }
-      KILN_ASSIGN_OR_RETURN(std::vector<MonitoredItemCreateResult> results,
-                            client_->CreateMonitoredItems(sub.subscription_id, std::move(items)));
+      Result<std::vector<MonitoredItemCreateResult>> results =
+          client_->CreateMonitoredItems(sub.subscription_id, std::move(items));
+      if (!results.ok()) {
+        if (ShrinkBatch(results.status())) continue;
+        return results.status();
+      }
       for (size_t k = start; k < end; ++k) {
-        const contract::Quality status = results[k - start].status_code;
+        const contract::Quality status = (*results)[k - start].status_code;
         if (status.IsBad()) refused.emplace_back(indexes[k], status);
       }
+      start = end;
     }
     return refused;
   };

@@ -39,7 +39,9 @@ struct OpcUaDriverOptions {
   size_t outstanding_publishes = 3;
   std::chrono::milliseconds wait{100};         // longest wait for notifications in one ReadAll()
   std::chrono::milliseconds keep_alive{2000};  // requested keep-alive period
-  size_t max_nodes_per_request = 1000;         // Read and CreateMonitoredItems batches
+  // Read and CreateMonitoredItems batches; halved while the server answers
+  // BadTooManyOperations (its MaxNodesPerRead or MaxMonitoredItemsPerCall is lower).
+  size_t max_nodes_per_request = 1000;
 };
 
 class OpcUaDriver final : public Driver {
@@ -70,6 +72,9 @@ class OpcUaDriver final : public Driver {
   Status Take(std::vector<contract::Sample>& out);
   // Connects, transfers or creates the subscription and reads every tag, into `out`.
   Status Connect(std::vector<contract::Sample>& out);
+  // After a refused batch: halves the batch when the refusal is BadTooManyOperations and the
+  // connection is up; returns whether to retry.
+  bool ShrinkBatch(const Status& failure);
   // Reads the tags of `indexes` into `out`, in batches.
   Status ReadTags(const std::vector<size_t>& indexes, std::vector<contract::Sample>& out);
   // Transfers the previous session's subscription; false when the server no longer has it.
@@ -97,6 +102,7 @@ class OpcUaDriver final : public Driver {
   std::vector<size_t> polled_;           // tag indexes in mode poll
   std::vector<BuiltinType> seen_types_;  // per tag: the built-in type of its last value
   MonoTime next_poll_{};
+  size_t batch_ = 0;  // nodes per Read or CreateMonitoredItems
 
   // The subscription, kept across connections so a reconnect can transfer it.
   std::optional<uint32_t> subscription_id_;

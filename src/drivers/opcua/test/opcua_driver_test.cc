@@ -110,6 +110,12 @@ class UaSim {
     std::lock_guard lock(mu_);
     kept_[message.sequence_number] = std::move(message);
   }
+  // Refuses Reads and CreateMonitoredItems of more than `n` nodes with BadTooManyOperations,
+  // as a server with MaxNodesPerRead / MaxMonitoredItemsPerCall = n does.
+  void SetMaxNodesPerCall(size_t n) {
+    std::lock_guard lock(mu_);
+    max_nodes_per_call_ = n;
+  }
   void SetTransferResult(TransferResult result) {
     std::lock_guard lock(mu_);
     transfer_result_ = std::move(result);
@@ -185,6 +191,9 @@ class UaSim {
     switch (id) {
       case ReadRequest::kBinaryEncodingId: {
         ReadRequest request = DecodeServiceMessage<ReadRequest>(body).value();
+        if (request.nodes_to_read.size() > max_nodes_per_call_) {
+          return Reply::Body(Fault(request.request_header, Quality(0x80100000)));
+        }
         ReadResponse response;
         response.response_header = Answer(request.request_header);
         std::vector<NodeId> nodes;
@@ -223,6 +232,9 @@ class UaSim {
       case CreateMonitoredItemsRequest::kBinaryEncodingId: {
         CreateMonitoredItemsRequest request =
             DecodeServiceMessage<CreateMonitoredItemsRequest>(body).value();
+        if (request.items_to_create.size() > max_nodes_per_call_) {
+          return Reply::Body(Fault(request.request_header, Quality(0x80100000)));
+        }
         monitored_.push_back(request);
         CreateMonitoredItemsResponse response;
         response.response_header = Answer(request.request_header);
@@ -303,6 +315,7 @@ class UaSim {
   std::map<NodeId, uint32_t> handles_;
   TransferResult transfer_result_{Code("BadSubscriptionIdInvalid"), {}};
   std::optional<uint32_t> close_on_;
+  size_t max_nodes_per_call_ = SIZE_MAX;
   int publish_limit_ = -1;
   int publish_count_ = 0;
   Quality publish_overflow_;
@@ -509,7 +522,23 @@ TEST_F(OpcUaDriverTest, ValueOutOfTheTagTypesRangeIsNotPublishedGood) {
   Result<std::vector<Sample>> samples = driver->ReadAll();
   ASSERT_THAT(samples.status(), IsOk());
   ASSERT_THAT(*samples, SizeIs(1));
-  EXPECT_TRUE((*samples)[0].quality.IsBad()) << (*samples)[0].value.ToString();
+  EXPECT_EQ((*samples)[0].quality, status::kBadOutOfRange) << (*samples)[0].value.ToString();
+  EXPECT_TRUE((*samples)[0].value.is_null());
+}
+
+TEST_F(OpcUaDriverTest, IntegersConvertExactlyBetweenIntegerTypes) {
+  const uint64_t odd = (uint64_t{1} << 53) + 1;  // no double holds it
+  sim_.Set(Node("Odd"), Dv(Variant::Scalar(odd)));
+  sim_.Set(Node("Huge"), Dv(Variant::Scalar(uint64_t{1} << 63)));  // beyond int64
+  std::unique_ptr<OpcUaDriver> driver =
+      MakeDriver({Tag(0, Node("Odd"), ValueType::kInt64), Tag(1, Node("Huge"), ValueType::kInt64)});
+  ASSERT_NE(driver, nullptr);
+  Result<std::vector<Sample>> samples = driver->ReadAll();
+  ASSERT_THAT(samples.status(), IsOk());
+  ASSERT_THAT(*samples, SizeIs(2));
+  EXPECT_EQ((*samples)[0].value, Value(static_cast<int64_t>(odd)));
+  EXPECT_TRUE((*samples)[0].quality.IsGood());
+  EXPECT_EQ((*samples)[1].quality, status::kBadOutOfRange);
 }
 
 TEST_F(OpcUaDriverTest, DataChangeNotificationsBecomeSamplesAndAreAcknowledged) {
@@ -746,6 +775,29 @@ TEST_F(OpcUaDriverTest, NoSubscriptionAnswersBeyondTheRequestsInFlightCreateTheS
   ASSERT_THAT(sim_.monitored(), SizeIs(2));
   EXPECT_EQ(sim_.monitored()[1].subscription_id, kFirstSubscriptionId + 1);
   EXPECT_EQ(driver->subscription_id(), kFirstSubscriptionId + 1);
+}
+
+TEST_F(OpcUaDriverTest, BatchesShrinkUntilTheServerTakesThem) {
+  sim_.SetMaxNodesPerCall(2);
+  std::vector<OpcUaTag> tags;
+  for (uint32_t i = 0; i < 5; ++i) tags.push_back(Tag(i, kTemperature));
+  OpcUaDeviceConfig config;
+  config.endpoint = server_.endpoint();
+  config.timeout = kTimeout;
+  config.tags = std::move(tags);
+  OpcUaDriverOptions options;
+  options.device_id = "plc";
+  options.max_nodes_per_request = 4;  // refused: halved to 2
+  auto driver = OpcUaDriver::Create(std::move(config), options, clock_, Logger(sink_, "opcua"));
+  ASSERT_THAT(driver.status(), IsOk());
+  Result<std::vector<Sample>> first = (*driver)->ReadAll();
+  ASSERT_THAT(first.status(), IsOk());
+  EXPECT_THAT(*first, SizeIs(5));  // every tag read, none lost to the refusals
+  for (const std::vector<NodeId>& read : sim_.reads()) EXPECT_LE(read.size(), 2u);
+  ASSERT_THAT(sim_.monitored(), SizeIs(3));  // 2 + 2 + 1 items
+  for (const CreateMonitoredItemsRequest& m : sim_.monitored()) {
+    EXPECT_LE(m.items_to_create.size(), 2u);
+  }
 }
 
 TEST_F(OpcUaDriverTest, DisconnectEndsTheSessionAndTheNextReadAllSubscribesAfresh) {
@@ -990,6 +1042,28 @@ TEST_F(OpcUaDriverTest, RefusesNumbersOtherThanZeroAndOneForABooleanNode) {
   EXPECT_THAT(driver->WriteAndReadBack(1, Value(int32_t{7})).status(),
               StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(sim_.writes(), IsEmpty());
+}
+
+TEST_F(OpcUaDriverTest, WritesLargeIntegersExactly) {
+  sim_.Set(Node("Total"), Dv(Variant::Scalar(int64_t{0})));
+  sim_.Set(Node("Big"), Dv(Variant::Scalar(uint64_t{0})));
+  std::unique_ptr<OpcUaDriver> driver = MakeDriver(
+      {Tag(1, Node("Total"), ValueType::kInt64), Tag(2, Node("Big"), ValueType::kUInt64)});
+  ASSERT_NE(driver, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Start(*driver, 2));
+  // 2^53 + 1 has no double: a detour through double would write 2^53.
+  const int64_t odd = (int64_t{1} << 53) + 1;
+  EXPECT_THAT(driver->WriteAndReadBack(1, Value(odd)), IsOkAndHolds(Value(odd)));
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  EXPECT_THAT(driver->WriteAndReadBack(2, Value(max)), IsOkAndHolds(Value(max)));
+  // Beyond the node's type, by integer comparison.
+  EXPECT_THAT(driver->WriteAndReadBack(1, Value(max)).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("Int64")));
+  EXPECT_THAT(driver->WriteAndReadBack(2, Value(int64_t{-1})).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("UInt64")));
+  ASSERT_THAT(sim_.writes(), SizeIs(2));
+  EXPECT_EQ(*sim_.writes()[0].value.value->get_if<int64_t>(), odd);
+  EXPECT_EQ(*sim_.writes()[1].value.value->get_if<uint64_t>(), max);
 }
 
 TEST_F(OpcUaDriverTest, RefusesAValueTheNodesTypeCannotHold) {

@@ -8,6 +8,7 @@
 //                        and BM_PlainAlways    and against pwrite + fdatasync of the same bytes
 //   BM_JournalOutage                           bytes written per sample during an outage at a
 //                                              steady rate (zero-filled spares included)
+//   BM_EncodeAndSeal                           the CPU part of a Push: encoding and CRC32C
 //   BM_JournalRoundTrip  vs BM_MemoryQueueRoundTrip   Push + ReadLive + Ack on a tmpfs: the
 //                                              journal's encode/decode cost
 //   BM_JournalBacklog                          ReadBacklog after a restart: the disk side of
@@ -37,6 +38,7 @@
 #include "bench_util.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "queue/internal/record_codec.h"
 #include "queue/journal.h"
 #include "queue/sample_queue.h"
 
@@ -579,6 +581,26 @@ BENCHMARK(BM_SqliteAlways)
     ->Unit(benchmark::kMicrosecond);
 
 // --- c. Encode / decode ------------------------------------------------------------------------
+
+// The CPU part of a Push alone: encoding 1,000 samples into frames and sealing them (CRC32C),
+// as the journal does on the caller's thread before its write.
+void BM_EncodeAndSeal(benchmark::State& state) {
+  const auto& pool = Batches(static_cast<size_t>(state.range(0)));
+  internal::RecordEncoder enc(1 << 20);
+  size_t b = 0;
+  uint64_t id = 1;
+  for (auto _ : state) {
+    enc.Encode(pool[b]);
+    for (const internal::EncodedRecord& r : enc.records()) {
+      internal::SealFrame(enc.bytes().data() + r.offset, 1, id);
+      id += r.count;
+    }
+    benchmark::DoNotOptimize(enc.bytes().data());
+    b = (b + 1) % pool.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kBatch));
+}
+BENCHMARK(BM_EncodeAndSeal)->Arg(1000)->Arg(16000)->ArgName("pool");
 
 // Push of 1,000 samples, ReadLive of them and Ack, with the journal on a tmpfs (/dev/shm):
 // the CPU cost of encoding, framing and decoding, without a disk.

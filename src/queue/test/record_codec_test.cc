@@ -136,6 +136,17 @@ TEST(RecordCodecTest, GoldenSampleBytes) {
   // Back in time by 1 ns (zigzag 1), a string.
   end = EncodeSample(S(1, Value("ab"), t + 999), prev, buf.data());
   EXPECT_THAT(std::vector<uint8_t>(buf.data(), end), ElementsAre(0x01, 0x01, 0x0C, 0x02, 'a', 'b'));
+  // The two-byte tag of the fast path: tag 300, 3 ns later (zigzag 6), float 2.5, Good.
+  end = EncodeSample(S(300, Value(2.5f), t + 1002), prev, buf.data());
+  EXPECT_THAT(std::vector<uint8_t>(buf.data(), end),
+              ElementsAre(0xAC, 0x02, 0x06, 0x0A, 0x00, 0x00, 0x20, 0x40));
+  // Just beyond it: tag 16384 (three bytes), the same time, bool true, Good.
+  end = EncodeSample(S(16384, Value(true), t + 1002), prev, buf.data());
+  EXPECT_THAT(std::vector<uint8_t>(buf.data(), end),
+              ElementsAre(0x80, 0x80, 0x01, 0x00, 0x01, 0x01));
+  // A delta of 64 ns (zigzag 128, two bytes) leaves the fast path too: tag 1, null, Good.
+  end = EncodeSample(S(1, Value(), t + 1066), prev, buf.data());
+  EXPECT_THAT(std::vector<uint8_t>(buf.data(), end), ElementsAre(0x01, 0x80, 0x01, 0x00));
 }
 
 TEST(RecordCodecTest, SplitsIntoRecordsOfBoundedPayloadAndDropsOversizedSamples) {

@@ -205,12 +205,14 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       host_online_ = false;  // every connection waits for a STATE of its own
       std::vector<std::string> topics = node_.CommandTopics();
       if (!state_topic_.empty()) topics.push_back(state_topic_);
+      subscriptions_.clear();
       for (const auto& topic : topics) {
         auto mid = client_->Subscribe(topic, 1);
         if (!mid.ok()) {
           Lost(mid.status().ToString());
           return;
         }
+        subscriptions_.emplace_back(*mid, topic);
       }
       births_due_ = true;
       backoff_.Reset();
@@ -264,8 +266,24 @@ void Uplink::HandleEvent(mqtt::Event& e) {
       barriers_.erase(it);
       break;
     }
-    case mqtt::Event::Kind::kSubscribed:
-      break;  // births do not wait for SUBACKs: the broker handles one connection in order
+    case mqtt::Event::Kind::kSubscribed: {
+      // Births do not wait for SUBACKs (the broker handles one connection in order), but a
+      // refusal must be said: what the topic carries will never arrive.
+      auto it = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                             [&](const auto& s) { return s.first == e.message_id; });
+      if (it == subscriptions_.end()) break;
+      if (e.code != 0) {
+        log_.Error(
+            "the broker refused the subscription to {} (SUBACK 0x{:02x}): {} will not "
+            "arrive; check its ACL for client {}",
+            it->second, e.code,
+            it->second == state_topic_ ? "the primary host's STATE (births wait for it)"
+                                       : "commands",
+            options_.mqtt.client_id);
+      }
+      subscriptions_.erase(it);
+      break;
+    }
   }
 }
 

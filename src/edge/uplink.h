@@ -24,6 +24,7 @@
 #include <optional>
 #include <stop_token>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/backoff.h"
@@ -143,6 +144,8 @@ class Uplink final : public DeviceStatusSink {
   std::string barrier_topic_;  // kiln/edge/<group>/<node>/barrier
   std::string result_topic_;   // kiln/edge/<group>/<node>/command-result
   std::string state_topic_;    // spBv1.0/STATE/<primary host>, empty without one
+  // SUBSCRIBEs of this connection awaiting their SUBACK: message id, topic. Loop thread.
+  std::vector<std::pair<int, std::string>> subscriptions_;
   // Ids published since the last barrier, and those of each barrier awaiting its PUBACK.
   std::vector<queue::IdRange> unbarriered_;
   std::map<int, std::vector<queue::IdRange>> barriers_;

@@ -85,9 +85,14 @@ struct MqttClient::Impl {
     }
     impl->handler(std::move(e));
   }
-  static void OnSubscribe(mosquitto*, void* self, int mid, int, const int*) {
+  static void OnSubscribe(mosquitto*, void* self, int mid, int qos_count, const int* granted) {
     auto* impl = static_cast<Impl*>(self);
-    impl->handler(Event{Event::Kind::kSubscribed, 0, {}, {}, {}, mid});
+    // A granted QoS of 0x80 (MQTT 3.1.1) or a reason code >= 0x80 (MQTT 5) is a refusal.
+    int refused = 0;
+    for (int i = 0; i < qos_count && granted != nullptr; ++i) {
+      if (granted[i] >= 0x80 && refused == 0) refused = granted[i];
+    }
+    impl->handler(Event{Event::Kind::kSubscribed, refused, {}, {}, {}, mid});
   }
   static void OnPublish(mosquitto*, void* self, int mid) {
     auto* impl = static_cast<Impl*>(self);

@@ -50,7 +50,8 @@ struct WillMessage {
 struct Event {
   enum class Kind { kConnected, kConnectFailed, kDisconnected, kMessage, kPublished, kSubscribed };
   Kind kind;
-  int code = 0;         // CONNACK / disconnect reason, 0 = clean
+  int code = 0;         // CONNACK / disconnect reason, 0 = clean; kSubscribed: 0 = granted,
+                        // else the broker's refusal (0x80, or an MQTT 5 reason code)
   std::string detail;   // human-readable reason
   std::string topic;    // kMessage
   std::string payload;  // kMessage

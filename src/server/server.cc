@@ -174,7 +174,7 @@ void Server::Impl::RunConnection(std::stop_token stop) {
     }
     owned.reset();
   };
-  std::vector<int> pending_subacks;
+  std::vector<std::pair<int, std::string>> pending_subacks;  // message id, filter
   bool published_birth = false;
   auto publish_birth = [&] {
     std::lock_guard lock(client_mu);
@@ -218,12 +218,26 @@ void Server::Impl::RunConnection(std::stop_token stop) {
             drop_client();
             return;
           }
-          pending_subacks.push_back(*mid);
+          pending_subacks.emplace_back(*mid, filters[i]);
         }
         break;
       }
-      case mqtt::Event::Kind::kSubscribed:
-        std::erase(pending_subacks, e->message_id);
+      case mqtt::Event::Kind::kSubscribed: {
+        auto it = std::find_if(pending_subacks.begin(), pending_subacks.end(),
+                               [&](const auto& p) { return p.first == e->message_id; });
+        if (it == pending_subacks.end()) break;
+        if (e->code != 0) {
+          // Blind, the host must not say it is online: edges following it would publish to
+          // nobody instead of buffering. Start over (with backoff) until the ACL allows it.
+          log.Error(
+              "the broker refused the subscription to {} (SUBACK 0x{:02x}): check its ACL for "
+              "client {}; reconnecting",
+              it->second, e->code, config.mqtt.client_id);
+          connected = false;
+          drop_client();
+          return;
+        }
+        pending_subacks.erase(it);
         if (pending_subacks.empty() && !published_birth) {
           published_birth = true;
           if (!publish_birth()) {
@@ -233,6 +247,7 @@ void Server::Impl::RunConnection(std::stop_token stop) {
           }
         }
         break;
+      }
       case mqtt::Event::Kind::kMessage: {
         auto state = sparkplug::ParseHostState(e->payload);
         if (!state.ok()) {

@@ -16,6 +16,17 @@ void CapturingSink::Write(LogLevel level, std::string_view component, std::strin
   }
   MutexLock lock(mu_);
   lines_.push_back(std::move(line));
+  written_.NotifyAll();
+}
+
+bool CapturingSink::WaitFor(std::string_view part, std::chrono::milliseconds timeout) const {
+  MutexLock lock(mu_);
+  return written_.WaitFor(lock, timeout, [&]() KILN_REQUIRES(mu_) {
+    for (const auto& l : lines_) {
+      if (l.find(part) != std::string::npos) return true;
+    }
+    return false;
+  });
 }
 
 std::vector<std::string> CapturingSink::lines() const {

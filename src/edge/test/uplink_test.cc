@@ -13,6 +13,7 @@
 #include "contract/sparkplug/payload.h"
 #include "contract/sparkplug/state.h"
 #include "core/json.h"
+#include "core/testing/capturing_sink.h"
 
 namespace kiln::edge {
 namespace {
@@ -223,7 +224,7 @@ class UplinkTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  NullSink sink_;
+  testing::CapturingSink sink_;
   queue::MemorySampleQueue queue_;
   EdgeNode node_;
   Logger log_;
@@ -770,4 +771,22 @@ TEST_F(CommandUplinkTest, MoreThan1000QueuedResultsKeepTheNewest1000) {
 }
 
 }  // namespace
+TEST_F(UplinkTest, ARefusedSubscriptionIsLoggedWithItsTopic) {
+  StartWithDeviceBorn();
+  // The broker's ACL refuses the second SUBSCRIBE (the DCMD filter): SUBACK 0x80.
+  std::string refused;
+  int mid = 0;
+  for (const auto& e : broker_.log()) {
+    if (e.kind == "subscribe" && ++mid == 2) refused = e.topic;
+  }
+  ASSERT_FALSE(refused.empty());
+  broker_.Send({mqtt::Event::Kind::kSubscribed, 0, {}, {}, {}, 1});  // granted: not logged
+  broker_.Send({mqtt::Event::Kind::kSubscribed, 0x80, {}, {}, {}, 2});
+  EXPECT_TRUE(sink_.WaitFor("refused the subscription to " + refused + " (SUBACK 0x80)",
+                            std::chrono::seconds(10)))
+      << ::testing::PrintToString(sink_.lines());
+  // Events are handled in order: the granted one came first and said nothing.
+  EXPECT_THAT(sink_.Matching("refused"), ::testing::SizeIs(1));
+}
+
 }  // namespace kiln::edge

@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "contract/sparkplug/state.h"
 #include "contract/sparkplug/topic.h"

@@ -17,7 +17,7 @@ const { startTap, startPeer, formatMessage } = require('./lib/tap');
 const sp = require('./lib/sparkplug');
 const { waitBirths } = require('./lib/scenario');
 const { GROUP, NODE, isGood, qualityOf, statusOf, assertRecent, checkNbirth, assertSeqContiguous } = require('./lib/checks');
-const { OpcUaPeer, nodeOpcuaUnavailable, statusCodes } = require('./lib/opcua');
+const { OpcUaPeer, nodeOpcuaUnavailable, statusCodes, assertCounterTimes } = require('./lib/opcua');
 
 const skip = missingBinaries(['kiln-edge']) || nodeOpcuaUnavailable();
 const { DataType, Quality, hex } = sp;
@@ -106,15 +106,6 @@ function latest(tap, aliases, name, from = 0) {
 }
 
 const show = (xs) => xs.map(({ msg }) => formatMessage(msg)).filter((v, i, a) => a.indexOf(v) === i).join('\n');
-
-// Checks Counter values against the source times the server printed for them (exact, ms).
-function assertCounterTimes(peer, values, what) {
-  for (const { msg, m } of values) {
-    assert.ok(peer.values.has(m.value), `${what}: Counter ${m.value} was never a value of the server (${peer.name}#${peer.runs}): ${formatMessage(msg)}`);
-    assert.equal(m.timestamp, peer.values.get(m.value),
-      `${what}: Counter ${m.value} has metric timestamp ${m.timestamp}, its source time is ${peer.values.get(m.value)}: ${formatMessage(msg)}`);
-  }
-}
 
 function edgeLog(edge) {
   return [...edge.proc.stdoutLines, ...edge.proc.stderrLines];

@@ -332,28 +332,37 @@ Status OpcUaDriver::Connect(std::vector<Sample>& out) {
   acks_.clear();
   publish_target_ = options_.outstanding_publishes;
   no_subscription_answers_ = 0;
-  // A transferred subscription's kept messages are older than the current values: first.
   bool transferred = false;
   if (!subscribed_.empty()) {
     KILN_ASSIGN_OR_RETURN(transferred, TransferSubscription(out));
   }
-  std::vector<size_t> all(config_.tags.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  KILN_RETURN_IF_ERROR(ReadTags(all, out));
-  next_poll_ = clock_.Monotonic() + config_.poll;
-  if (subscribed_.empty()) return Status();
-  if (transferred) {
-    // Tags the subscription could not monitor get no updates: their refusal stands.
-    for (const auto& [index, status] : unmonitored_) {
-      DataValue bad;
-      bad.status = status;
-      out.push_back(ToSample(index, bad));
-    }
-  } else {
-    KILN_RETURN_IF_ERROR(CreateSubscription(out));
+  if (!transferred) {
+    // Every tag read once: each has a value (or its node's Bad status) at once.
+    std::vector<size_t> all(config_.tags.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    KILN_RETURN_IF_ERROR(ReadTags(all, out));
+    next_poll_ = clock_.Monotonic() + config_.poll;
+    if (!subscribed_.empty()) KILN_RETURN_IF_ERROR(CreateSubscription(out));
+    last_publish_ = clock_.Monotonic();
+    return Status();
   }
+  // Transferred: the values the server queued during the outage come with the next Publish
+  // responses, then each item's current value (the transfer asked for initial values). A Read
+  // now would put the current values before the queued older ones; only polled tags are read.
+  // Tags the subscription could not monitor get no updates: their refusal stands.
+  for (const auto& [index, status] : unmonitored_) {
+    DataValue bad;
+    bad.status = status;
+    out.push_back(ToSample(index, bad));
+  }
+  KILN_RETURN_IF_ERROR(ReadTags(polled_, out));
+  next_poll_ = clock_.Monotonic() + config_.poll;
   last_publish_ = clock_.Monotonic();
-  return Status();
+  // Take the queued values and the current ones before the device is reported online, so its
+  // DBIRTH carries them: wait for Publish responses up to a few publishing intervals.
+  const auto wait = std::chrono::milliseconds(static_cast<int64_t>(
+      std::clamp(3 * revised_publishing_ms_, 200.0, static_cast<double>(config_.timeout.count()))));
+  return PumpPublish(clock_.Monotonic() + wait, out, /*until_data=*/true);
 }
 
 Result<bool> OpcUaDriver::TransferSubscription(std::vector<Sample>& out) {
@@ -417,6 +426,21 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
   params.lifetime_count = static_cast<uint32_t>(std::clamp(
       std::ceil(60000.0 / publishing_interval_ms_), 3.0 * params.max_keep_alive_count, 1e6));
   KILN_ASSIGN_OR_RETURN(CreateSubscriptionResponse sub, client_->CreateSubscription(params));
+  if (sub.revised_publishing_interval > 1.5 * publishing_interval_ms_ &&
+      std::isfinite(sub.revised_publishing_interval)) {
+    // The keep-alive count was meant for the interval asked for: at the server's slower one
+    // the keep-alive (and so the detection of a silent link) would be that much later. Make
+    // the subscription again, asking for the granted interval (no items exist yet).
+    client_->DeleteSubscriptions({sub.subscription_id}).IgnoreError();
+    if (!client_->connected()) return UnavailableError("the connection closed");
+    const double granted = std::min(sub.revised_publishing_interval, 86400000.0);
+    params.publishing_interval_ms = granted;
+    params.max_keep_alive_count =
+        static_cast<uint32_t>(std::clamp(std::ceil(keep_alive_ms / granted), 1.0, 1000.0));
+    params.lifetime_count = static_cast<uint32_t>(
+        std::clamp(std::ceil(60000.0 / granted), 3.0 * params.max_keep_alive_count, 1e6));
+    KILN_ASSIGN_OR_RETURN(sub, client_->CreateSubscription(params));
+  }
   // Kept (for Publish and a later transfer) only once every item exists: a transfer of a
   // subscription whose items were never all created would leave tags without updates.
   subscription_id_.reset();
@@ -426,6 +450,7 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
                              ? std::min(sub.revised_publishing_interval, 86400000.0)
                              : publishing_interval_ms_;
   const uint32_t keep_alives = std::max<uint32_t>(sub.revised_max_keep_alive_count, 1);
+  revised_publishing_ms_ = revised;
   keep_alive_timeout_ =
       std::chrono::milliseconds(static_cast<int64_t>(2 * revised * keep_alives)) + config_.timeout;
   log_.Info("device {}: subscription {} (publishing every {} ms, keep-alive every {})",
@@ -570,7 +595,7 @@ Status OpcUaDriver::TakeMessage(uint32_t subscription_id, const NotificationMess
   return Status();
 }
 
-Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out) {
+Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out, bool until_data) {
   while (true) {
     while (client_->outstanding_publishes() < publish_target_) {
       KILN_RETURN_IF_ERROR(client_->SendPublish(std::exchange(acks_, {})));
@@ -601,12 +626,11 @@ Status OpcUaDriver::PumpPublish(MonoTime deadline, std::vector<Sample>& out) {
     if (!subscription_id_ || r.subscription_id != *subscription_id_) continue;  // a stale one
     last_publish_ = clock_.Monotonic();
     no_subscription_answers_ = 0;
-    if (!r.notification_message.notification_data.empty()) {
-      KILN_RETURN_IF_ERROR(TakeMessage(r.subscription_id, r.notification_message, out));
-    }
+    const bool data = !r.notification_message.notification_data.empty();
+    if (data) KILN_RETURN_IF_ERROR(TakeMessage(r.subscription_id, r.notification_message, out));
     if (!subscription_id_) return CreateSubscription(out);
-    // Take what is already here, without waiting again.
-    deadline = clock_.Monotonic();
+    // Take what is already here, without waiting again (unless waiting for data).
+    if (!until_data || data) deadline = clock_.Monotonic();
   }
   if (clock_.Monotonic() - last_publish_ > keep_alive_timeout_) {
     // The link or the server stopped answering: drop the connection without a goodbye, so

@@ -80,8 +80,10 @@ class OpcUaDriver final : public Driver {
   // Transfers the previous session's subscription; false when the server no longer has it.
   Result<bool> TransferSubscription(std::vector<contract::Sample>& out);
   Status CreateSubscription(std::vector<contract::Sample>& out);
-  // Keeps the Publish pipeline full and takes what arrives until the deadline.
-  Status PumpPublish(MonoTime deadline, std::vector<contract::Sample>& out);
+  // Keeps the Publish pipeline full and takes what arrives until the deadline (with
+  // `until_data`: until the first response with notifications, keep-alives do not end it).
+  Status PumpPublish(MonoTime deadline, std::vector<contract::Sample>& out,
+                     bool until_data = false);
   // Takes the notifications of one message (and republishes the messages before it that were
   // missed); queues its acknowledgement.
   Status TakeMessage(uint32_t subscription_id, const NotificationMessage& message,
@@ -106,7 +108,8 @@ class OpcUaDriver final : public Driver {
 
   // The subscription, kept across connections so a reconnect can transfer it.
   std::optional<uint32_t> subscription_id_;
-  double publishing_interval_ms_ = 0;
+  double publishing_interval_ms_ = 0;  // asked for
+  double revised_publishing_ms_ = 0;   // granted
   std::chrono::milliseconds keep_alive_timeout_{0};
   size_t publish_target_ = 0;  // Publish requests to keep outstanding
   // BadNoSubscription answers since the last good Publish response or new subscription.

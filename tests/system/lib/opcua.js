@@ -5,8 +5,10 @@
 // so a test can check the timestamps the edge publishes. Registered with the env: its output
 // goes into failure reports and teardown stops it (after the edges).
 
+const assert = require('node:assert/strict');
 const path = require('node:path');
 const { Proc, waitFor, freePort } = require('./harness');
+const { formatMessage } = require('./tap');
 
 const SERVER = path.join(__dirname, '..', 'tools', 'opcua-server.js');
 // Loading node-opcua takes ~2 s, the first start makes certificates (~0.7 s): generous on a
@@ -168,9 +170,19 @@ function nodeOpcuaUnavailable() {
   return false;
 }
 
+// Checks Counter values ([{ msg, m }] from the tap) against the source times the server printed
+// for them (exact, ms): each must be a value of the peer's current run, stamped with its time.
+function assertCounterTimes(peer, values, what) {
+  for (const { msg, m } of values) {
+    assert.ok(peer.values.has(m.value), `${what}: Counter ${m.value} was never a value of the server (${peer.name}#${peer.runs}): ${formatMessage(msg)}`);
+    assert.equal(m.timestamp, peer.values.get(m.value),
+      `${what}: Counter ${m.value} has metric timestamp ${m.timestamp}, its source time is ${peer.values.get(m.value)}: ${formatMessage(msg)}`);
+  }
+}
+
 // node-opcua's StatusCode table ({ name -> { value, name } }): the numbers tests compare with.
 function statusCodes() {
   return require('node-opcua-status-code').StatusCodes;
 }
 
-module.exports = { OpcUaPeer, startOpcUaPeer, nodeOpcuaUnavailable, statusCodes, SERVER };
+module.exports = { OpcUaPeer, startOpcUaPeer, nodeOpcuaUnavailable, statusCodes, assertCounterTimes, SERVER };

@@ -11,7 +11,9 @@
 // the timeout; the connection is then dropped without a goodbye) fails ReadAll(), so the device
 // loop marks the tags Bad and reconnects with backoff; the reconnect first tries to transfer
 // the subscription to the new session (and republishes the notifications the server still
-// holds, before the current values), else creates it again. Sequence gaps are filled with
+// holds; the values it queued meanwhile and then the current ones follow, so nothing is read),
+// else creates it again (a server restart; an anonymous session on SecurityPolicy None, which
+// servers may refuse to transfer). Sequence gaps are filled with
 // Republish while the server keeps the messages. Samples taken before a failure are returned;
 // the failure comes with the next ReadAll().
 //

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <utility>
 
 namespace kiln::contract {
 
@@ -79,6 +81,30 @@ std::optional<int64_t> Value::AsInt64() const {
 }
 
 namespace {
+
+// Calls f(T{}) with the C++ type of integer ValueType `type`.
+template <typename F>
+auto WithIntegerType(ValueType type, F&& f) {
+  switch (type) {
+    case ValueType::kInt8:
+      return f(int8_t{});
+    case ValueType::kInt16:
+      return f(int16_t{});
+    case ValueType::kInt32:
+      return f(int32_t{});
+    case ValueType::kUInt8:
+      return f(uint8_t{});
+    case ValueType::kUInt16:
+      return f(uint16_t{});
+    case ValueType::kUInt32:
+      return f(uint32_t{});
+    case ValueType::kUInt64:
+      return f(uint64_t{});
+    default:
+      return f(int64_t{});
+  }
+}
+
 template <typename T>
 Value Saturate(double v) {
   const double r = std::nearbyint(v);
@@ -92,6 +118,48 @@ Value Saturate(double v) {
   return Value(static_cast<T>(r));
 }
 }  // namespace
+
+bool IsIntegerType(ValueType type) {
+  return type >= ValueType::kInt8 && type <= ValueType::kUInt64;
+}
+
+std::pair<double, double> IntegerRange(ValueType type) {
+  return WithIntegerType(type, [](auto zero) {
+    using T = decltype(zero);
+    const double hi = std::ldexp(1.0, std::numeric_limits<T>::digits);
+    return std::pair<double, double>(std::is_signed_v<T> ? -hi : 0.0, hi);
+  });
+}
+
+std::pair<Value, Value> IntegerLimits(ValueType type) {
+  return WithIntegerType(type, [](auto zero) {
+    using T = decltype(zero);
+    return std::pair<Value, Value>(Value(std::numeric_limits<T>::min()),
+                                   Value(std::numeric_limits<T>::max()));
+  });
+}
+
+std::optional<Value> Value::ToExactInteger(ValueType type) const {
+  return WithIntegerType(type, [&](auto zero) -> std::optional<Value> {
+    using T = decltype(zero);
+    return std::visit(
+        [&](const auto& x) -> std::optional<Value> {
+          using S = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<S, bool> || !std::is_arithmetic_v<S>) {
+            return std::nullopt;
+          } else if constexpr (std::is_integral_v<S>) {
+            if (!std::in_range<T>(x)) return std::nullopt;
+            return Value(static_cast<T>(x));
+          } else {
+            const auto [lo, hi] = IntegerRange(type);
+            const double d = static_cast<double>(x);
+            if (!(d >= lo && d < hi) || std::trunc(d) != d) return std::nullopt;
+            return Value(static_cast<T>(d));
+          }
+        },
+        v_);
+  });
+}
 
 Value Value::FromDouble(double v, ValueType type) {
   switch (type) {

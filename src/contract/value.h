@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 
 namespace kiln::contract {
@@ -29,6 +30,16 @@ enum class ValueType : uint8_t {
 std::string_view ValueTypeName(ValueType type);
 // Parses the config names "bool", "int16", "uint32", "float32", "float64", "string"...
 std::optional<ValueType> ParseValueType(std::string_view name);
+
+// True for int8 .. uint64 (not bool).
+bool IsIntegerType(ValueType type);
+// The values of integer type `type` as doubles, [lo, hi): both are 0 or a power of two, so
+// exact (a double cannot hold INT64_MAX; 2^63 it can). REQUIRES: IsIntegerType(type).
+std::pair<double, double> IntegerRange(ValueType type);
+class Value;
+// The smallest and largest value of integer type `type`, exactly (for messages).
+// REQUIRES: IsIntegerType(type).
+std::pair<Value, Value> IntegerLimits(ValueType type);
 
 class Value {
  public:
@@ -56,6 +67,11 @@ class Value {
   std::optional<int64_t> AsInt64() const;
   // Converts a double to `type`, rounding to nearest and saturating integers.
   static Value FromDouble(double v, ValueType type);
+  // This value as integer type `type`, exactly: an integer that fits, or a float or double
+  // that is integral and fits (no detour through double for integers: 2^53 + 1 stays). nullopt
+  // for anything else: out of range, a fraction, NaN, bool, string, null.
+  // REQUIRES: IsIntegerType(type).
+  std::optional<Value> ToExactInteger(ValueType type) const;
   std::string ToString() const;
 
   friend bool operator==(const Value& a, const Value& b) { return a.v_ == b.v_; }

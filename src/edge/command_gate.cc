@@ -14,6 +14,7 @@ namespace kiln::edge {
 
 namespace {
 
+using contract::IsIntegerType;
 using contract::Value;
 using contract::ValueType;
 
@@ -32,60 +33,6 @@ std::string Seconds(std::chrono::nanoseconds d) {
 std::string Show(const Value& v) {
   if (v.type() == ValueType::kString) return fmt::format("'{}'", v.ToString());
   return v.ToString();
-}
-
-bool IsIntegerType(ValueType t) { return t >= ValueType::kInt8 && t <= ValueType::kUInt64; }
-
-// Calls f(T{}) with the C++ type of integer ValueType `type`.
-template <typename F>
-auto WithIntegerType(ValueType type, F&& f) {
-  switch (type) {
-    case ValueType::kInt8:
-      return f(int8_t{});
-    case ValueType::kInt16:
-      return f(int16_t{});
-    case ValueType::kInt32:
-      return f(int32_t{});
-    case ValueType::kUInt8:
-      return f(uint8_t{});
-    case ValueType::kUInt16:
-      return f(uint16_t{});
-    case ValueType::kUInt32:
-      return f(uint32_t{});
-    case ValueType::kUInt64:
-      return f(uint64_t{});
-    default:
-      return f(int64_t{});
-  }
-}
-
-// [lo, hi) of integer type T as doubles; both are powers of two (or 0), so exact.
-template <typename T>
-std::pair<double, double> IntegerBounds() {
-  const double hi = std::ldexp(1.0, std::numeric_limits<T>::digits);
-  return {std::is_signed_v<T> ? -hi : 0.0, hi};
-}
-
-// `v` (a number, not a bool) as integer type T, exactly; nullopt when it does not fit.
-// REQUIRES: a floating `v` is integral.
-template <typename T>
-std::optional<T> ExactInteger(const Value& v) {
-  return std::visit(
-      [](const auto& x) -> std::optional<T> {
-        using S = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<S, bool> || !std::is_arithmetic_v<S>) {
-          return std::nullopt;
-        } else if constexpr (std::is_integral_v<S>) {
-          if (!std::in_range<T>(x)) return std::nullopt;
-          return static_cast<T>(x);
-        } else {
-          const auto [lo, hi] = IntegerBounds<T>();
-          const double d = static_cast<double>(x);
-          if (!(d >= lo && d < hi)) return std::nullopt;
-          return static_cast<T>(d);
-        }
-      },
-      v.storage());
 }
 
 bool IsFloating(const Value& v) {
@@ -176,12 +123,10 @@ Converted ToTagValue(std::string_view name, ValueType type, std::optional<ValueT
     if (IsFloating(v) && std::trunc(d) != d) {
       return fmt::format("{} takes whole numbers, not {}", name, Show(v));
     }
-    return WithIntegerType(type, [&](auto zero) -> Converted {
-      using T = decltype(zero);
-      if (auto x = ExactInteger<T>(v)) return Value(*x);
-      return fmt::format("{} does not fit {} ({}: {} to {})", Show(v), name, ValueTypeName(type),
-                         std::numeric_limits<T>::min() + 0, std::numeric_limits<T>::max() + 0);
-    });
+    if (std::optional<Value> x = v.ToExactInteger(type)) return *x;
+    const auto [min, max] = contract::IntegerLimits(type);
+    return fmt::format("{} does not fit {} ({}: {} to {})", Show(v), name, ValueTypeName(type),
+                       min.ToString(), max.ToString());
   }
   constexpr double kFloatMax = std::numeric_limits<float>::max();
   if (type == ValueType::kFloat) {
@@ -195,14 +140,11 @@ Converted ToTagValue(std::string_view name, ValueType type, std::optional<ValueT
     double lo = -kFloatMax;
     double hi = kFloatMax;
     if (IsIntegerType(*raw_type)) {
-      const auto [min, end] =
-          WithIntegerType(*raw_type, [](auto zero) { return IntegerBounds<decltype(zero)>(); });
+      const auto [min, end] = contract::IntegerRange(*raw_type);
       const double r = std::round(raw);
       fits = r >= min && r < end;
       lo = min;
-      hi = WithIntegerType(*raw_type, [](auto zero) {
-        return static_cast<double>(std::numeric_limits<decltype(zero)>::max());
-      });
+      hi = *contract::IntegerLimits(*raw_type).second.AsDouble();
     } else {
       fits = std::fabs(raw) <= kFloatMax;
     }

@@ -50,20 +50,6 @@ std::string DescribeException(uint8_t code) {
   return fmt::format("exception {:02X} {}", code, name);
 }
 
-bool IsIntegerType(ValueType type) {
-  switch (type) {
-    case ValueType::kInt16:
-    case ValueType::kUInt16:
-    case ValueType::kInt32:
-    case ValueType::kUInt32:
-    case ValueType::kInt64:
-    case ValueType::kUInt64:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // What a write sends: the registers of a holding register tag, or the state of a coil.
 struct WritePayload {
   std::vector<uint16_t> registers;
@@ -98,7 +84,7 @@ Result<WritePayload> EncodeWrite(const ModbusTag& tag, const Value& value) {
   // The codec rounds to the nearest integer, which suits a scaled tag's resolution; an
   // unscaled integer tag takes only integers.
   const bool scaled = tag.scale != 1.0 || tag.offset != 0.0;
-  if (!scaled && IsIntegerType(tag.type) && !value.AsInt64().has_value() &&
+  if (!scaled && contract::IsIntegerType(tag.type) && !value.AsInt64().has_value() &&
       x != std::nearbyint(x)) {
     return InvalidArgumentError(fmt::format("{}: {} is not an integer, as {} requires", where,
                                             value.ToString(), contract::ValueTypeName(tag.type)));

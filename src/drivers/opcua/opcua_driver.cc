@@ -28,131 +28,51 @@ std::string StatusName(contract::Quality q) { return internal::UaStatusCodeName(
 uint32_t NextSequence(uint32_t s) { return s == UINT32_MAX ? 1 : s + 1; }
 bool SequenceAfter(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
 
-// Whether `d` lies within the range of numeric `type` (NaN and infinities fit the floats only).
-bool FitsType(double d, ValueType type) {
-  // T's max as a double rounds up to 2^63 or 2^64 for the 64-bit types: compare with <.
-  auto within = [d]<typename T>(T) {
-    return d >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
-           (sizeof(T) == 8 ? d < static_cast<double>(std::numeric_limits<T>::max())
-                           : d <= static_cast<double>(std::numeric_limits<T>::max()));
-  };
-  switch (type) {
-    case ValueType::kInt8:
-      return within(int8_t{});
-    case ValueType::kInt16:
-      return within(int16_t{});
-    case ValueType::kInt32:
-      return within(int32_t{});
-    case ValueType::kInt64:
-      return within(int64_t{});
-    case ValueType::kUInt8:
-      return within(uint8_t{});
-    case ValueType::kUInt16:
-      return within(uint16_t{});
-    case ValueType::kUInt32:
-      return within(uint32_t{});
-    case ValueType::kUInt64:
-      return within(uint64_t{});
-    case ValueType::kFloat:
-      return !std::isfinite(d) || within(float{});
-    default:
-      return true;
-  }
-}
-
 // The value of `v` as a tag of `type` publishes it, or the quality that says why it cannot:
 // BadTypeMismatch for an array, a structure or text for a number; BadOutOfRange for a number
-// beyond the tag type's range (never clamped into it).
-// An integer value for an integer tag type, converted exactly (a detour through double
-// rounds above 2^53); nullopt for other values or types.
-std::optional<std::variant<Value, contract::Quality>> ConvertInteger(const Value& value,
-                                                                     ValueType type) {
-  std::optional<std::variant<Value, contract::Quality>> out;
-  auto to = [&]<typename T>(T) {
-    std::visit(
-        [&](const auto& v) {
-          using V = std::decay_t<decltype(v)>;
-          if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
-            if (std::in_range<T>(v)) {
-              out = Value(static_cast<T>(v));
-            } else {
-              out = contract::status::kBadOutOfRange;
-            }
-          }
-        },
-        value.storage());
-  };
-  switch (type) {
-    case ValueType::kInt8:
-      to(int8_t{});
-      break;
-    case ValueType::kInt16:
-      to(int16_t{});
-      break;
-    case ValueType::kInt32:
-      to(int32_t{});
-      break;
-    case ValueType::kInt64:
-      to(int64_t{});
-      break;
-    case ValueType::kUInt8:
-      to(uint8_t{});
-      break;
-    case ValueType::kUInt16:
-      to(uint16_t{});
-      break;
-    case ValueType::kUInt32:
-      to(uint32_t{});
-      break;
-    case ValueType::kUInt64:
-      to(uint64_t{});
-      break;
-    default:
-      break;
-  }
-  return out;
-}
-
+// beyond the tag type's range (never clamped into it). Integers convert exactly; a fraction
+// rounds for an integer tag.
 std::variant<Value, contract::Quality> ConvertValue(const Variant& v, ValueType type) {
   std::optional<Value> value = ToContractValue(v);
   if (!value) return contract::status::kBadTypeMismatch;
   if (value->type() == type || value->is_null()) return *value;
   if (type == ValueType::kString) return Value(value->ToString());
-  if (std::optional<std::variant<Value, contract::Quality>> exact = ConvertInteger(*value, type)) {
-    return std::move(*exact);
-  }
-  std::optional<double> d = value->AsDouble();
+  const std::optional<double> d = value->AsDouble();
   if (!d || value->type() == ValueType::kString) return contract::status::kBadTypeMismatch;
-  if (!FitsType(*d, type)) return contract::status::kBadOutOfRange;
+  if (contract::IsIntegerType(type)) {
+    if (std::optional<Value> exact = value->ToExactInteger(type)) return *exact;
+    const auto [lo, hi] = contract::IntegerRange(type);
+    const double r = std::nearbyint(*d);
+    if (!(r >= lo && r < hi)) return contract::status::kBadOutOfRange;
+  } else if (type == ValueType::kFloat && std::isfinite(*d) &&
+             std::fabs(*d) > std::numeric_limits<float>::max()) {
+    return contract::status::kBadOutOfRange;
+  }
   return Value::FromDouble(*d, type);
 }
 
-template <typename T>
-Result<Variant> IntegerVariant(const Value& value, double d, BuiltinType type) {
-  // An integer value converts exactly (no detour through double, which rounds above 2^53).
-  std::optional<Result<Variant>> exact;
-  std::visit(
-      [&](const auto& v) {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
-          if (std::in_range<T>(v)) {
-            exact = Variant::Scalar(static_cast<T>(v));
-          } else {
-            exact = InvalidArgumentError(
-                fmt::format("{} does not fit the node's type {}", v, BuiltinTypeName(type)));
-          }
-        }
-      },
-      value.storage());
-  if (exact) return std::move(*exact);
-  // T's max as a double rounds up to 2^63 or 2^64 for the 64-bit types: compare with <.
-  const double max = static_cast<double>(std::numeric_limits<T>::max());
-  if (!(std::trunc(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) &&
-        (sizeof(T) == 8 ? d < max : d <= max))) {
-    return InvalidArgumentError(
-        fmt::format("{} does not fit the node's type {}", d, BuiltinTypeName(type)));
+// The tag type of an integer built-in type, or nullopt.
+std::optional<ValueType> IntegerValueType(BuiltinType type) {
+  switch (type) {
+    case BuiltinType::kSByte:
+      return ValueType::kInt8;
+    case BuiltinType::kByte:
+      return ValueType::kUInt8;
+    case BuiltinType::kInt16:
+      return ValueType::kInt16;
+    case BuiltinType::kUInt16:
+      return ValueType::kUInt16;
+    case BuiltinType::kInt32:
+      return ValueType::kInt32;
+    case BuiltinType::kUInt32:
+      return ValueType::kUInt32;
+    case BuiltinType::kInt64:
+      return ValueType::kInt64;
+    case BuiltinType::kUInt64:
+      return ValueType::kUInt64;
+    default:
+      return std::nullopt;
   }
-  return Variant::Scalar(static_cast<T>(d));
 }
 
 // `value` as a Variant of the node's built-in type.
@@ -169,6 +89,15 @@ Result<Variant> ToVariant(const Value& value, BuiltinType type) {
                                             contract::ValueTypeName(value.type()),
                                             BuiltinTypeName(type)));
   }
+  if (std::optional<ValueType> integer = IntegerValueType(type)) {
+    // Exactly (2^53 + 1 stays), and only what fits: no rounding, no clamping.
+    std::optional<Value> exact = value.ToExactInteger(*integer);
+    if (!exact) {
+      return InvalidArgumentError(fmt::format("{} does not fit the node's type {}",
+                                              value.ToString(), BuiltinTypeName(type)));
+    }
+    return FromContractValue(*exact);
+  }
   switch (type) {
     case BuiltinType::kBoolean:
       if (*d != 0 && *d != 1) {
@@ -176,22 +105,6 @@ Result<Variant> ToVariant(const Value& value, BuiltinType type) {
             fmt::format("a Boolean node takes true/false or 1/0, not {}", *d));
       }
       return Variant::Scalar(*d != 0);
-    case BuiltinType::kSByte:
-      return IntegerVariant<int8_t>(value, *d, type);
-    case BuiltinType::kByte:
-      return IntegerVariant<uint8_t>(value, *d, type);
-    case BuiltinType::kInt16:
-      return IntegerVariant<int16_t>(value, *d, type);
-    case BuiltinType::kUInt16:
-      return IntegerVariant<uint16_t>(value, *d, type);
-    case BuiltinType::kInt32:
-      return IntegerVariant<int32_t>(value, *d, type);
-    case BuiltinType::kUInt32:
-      return IntegerVariant<uint32_t>(value, *d, type);
-    case BuiltinType::kInt64:
-      return IntegerVariant<int64_t>(value, *d, type);
-    case BuiltinType::kUInt64:
-      return IntegerVariant<uint64_t>(value, *d, type);
     case BuiltinType::kFloat:
       if (std::isfinite(*d) && std::fabs(*d) > std::numeric_limits<float>::max()) {
         return InvalidArgumentError(fmt::format("{} does not fit the node's type Float", *d));

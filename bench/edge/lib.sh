@@ -6,6 +6,8 @@
 #   start_mosquitto PORT          a Mosquitto on 127.0.0.1:PORT (pid in MOSQ)
 #   start_sim PORT TAGS UPDATE_MS kiln-sim serving TAGS uint16 ramps that change every
 #                                 UPDATE_MS (pid in SIM); wait_sim_ready waits for it
+#   edge_header [TOML]            prints a kiln-edge config's [node], [mqtt] and [http] (uses
+#                                 MQTT_PORT, HTTP_PORT), then TOML
 #   edge_config TAGS POLL_MS [TOML]  prints a kiln-edge config polling them, with TOML
 #                                 (e.g. a [queue] or [store] section) before the devices;
 #                                 uses MQTT_PORT, MODBUS_PORT, HTTP_PORT
@@ -61,7 +63,7 @@ CONF
 
 wait_sim_ready() { for _ in $(seq 1 50); do grep -q ready "$RUN/sim.out" 2>/dev/null && break; sleep 0.1; done; }
 
-edge_config() {
+edge_header() {
   cat <<CONF
 [node]
 group_id = "Bench"
@@ -70,7 +72,13 @@ edge_node_id = "gw-bench"
 url = "mqtt://127.0.0.1:$MQTT_PORT"
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
-${3:-}
+${1:-}
+CONF
+}
+
+edge_config() {
+  edge_header "${3:-}"
+  cat <<CONF
 [[devices]]
 id = "bench"
 driver = "modbus-tcp"

@@ -26,16 +26,9 @@ node tests/system/tools/opcua-server.js --port "$UA_PORT" --pki "$RUN/pki" \
 pids+=($!); UA=$!
 exec 4> "$RUN/ua.in"
 {
+  edge_header "[queue]
+max_samples = 1000000"
   cat <<CONF
-[node]
-group_id = "Bench"
-edge_node_id = "gw-bench"
-[mqtt]
-url = "mqtt://127.0.0.1:$MQTT_PORT"
-[http]
-listen = "127.0.0.1:$HTTP_PORT"
-[queue]
-max_samples = 1000000
 [[devices]]
 id = "ua"
 driver = "opcua"

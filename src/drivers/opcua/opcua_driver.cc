@@ -176,6 +176,7 @@ void OpcUaDriver::Disconnect() {
   if (client_->connected()) subscription_id_.reset();
   client_->Close().IgnoreError();
   acks_.clear();
+  deferred_error_.reset();  // about the connection just closed
 }
 
 Sample OpcUaDriver::ToSample(size_t index, const DataValue& dv) {

@@ -45,8 +45,13 @@ std::optional<contract::ValueType> TagType(const NodeId& data_type) {
     case 10:
       return ValueType::kFloat;
     case 11:
-    case 26:  // Number
+    case 26:   // Number
+    case 290:  // Duration (a Double in milliseconds)
       return ValueType::kDouble;
+    case 27:  // Integer
+      return ValueType::kInt64;
+    case 28:  // UInteger
+      return ValueType::kUInt64;
     case 12:
       return ValueType::kString;
     default:
@@ -60,6 +65,10 @@ std::string DataTypeName(const NodeId& data_type) {
     if (id >= 1 && id <= kMaxBuiltinTypeId) return BuiltinTypeName(static_cast<BuiltinType>(id));
     if (id == 29) return "Enumeration";
     if (id == 26) return "Number";
+    if (id == 27) return "Integer";
+    if (id == 28) return "UInteger";
+    if (id == 290) return "Duration";
+    if (id == 294) return "UtcTime";
   }
   return data_type.ToString();
 }

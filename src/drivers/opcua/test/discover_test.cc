@@ -267,13 +267,17 @@ class FakeAddressSpace {
     remote.node_id.server_index = 1;
     more_ = {Ref(kOrganizes, S("Plant"), "Plant", kObject), remote};
     children_[S("Line")] = {Ref(kHasComponent, S("Line.Temperature"), "Temperature", kVariable),
-                            Ref(kHasComponent, S("Line.Status"), "Status", kVariable)};
+                            Ref(kHasComponent, S("Line.Status"), "Status", kVariable),
+                            Ref(kHasComponent, S("Line.Cycle"), "Cycle", kVariable),
+                            Ref(kHasComponent, S("Line.Started"), "Started", kVariable)};
     attributes_[S("Top")] = {NodeId(0, 11)};
     attributes_[S("Temperature")] = {NodeId(0, 10)};
     attributes_[S("Setpoint")] = {NodeId(0, 6), -1, 3};
     attributes_[S("Vector")] = {NodeId(0, 11), 1};
     attributes_[S("Line.Temperature")] = {NodeId(0, 11)};
     attributes_[S("Line.Status")] = {NodeId(0, 29)};
+    attributes_[S("Line.Cycle")] = {NodeId(0, 290)};    // Duration
+    attributes_[S("Line.Started")] = {NodeId(0, 294)};  // UtcTime: a DateTime
   }
 
   // Server thread only.
@@ -369,7 +373,9 @@ TEST_F(DiscoverTest, FindsTheVariablesBelowTheRootWithTheirTypes) {
                           "ns=2;s=Vector | Vector | Plant/Vector | Double[] | -",
                           "ns=2;s=Line.Temperature | Temperature | Plant/Line/Temperature | "
                           "Double | float64",
-                          "ns=2;s=Line.Status | Status | Plant/Line/Status | Enumeration | int32"));
+                          "ns=2;s=Line.Status | Status | Plant/Line/Status | Enumeration | int32",
+                          "ns=2;s=Line.Cycle | Cycle | Plant/Line/Cycle | Duration | float64",
+                          "ns=2;s=Line.Started | Started | Plant/Line/Started | UtcTime | -"));
   // Each object once; not the standard Server object.
   EXPECT_THAT(space_.browsed_, ElementsAre(NodeId(0, 85), S("Plant"), S("Line")));
 }
@@ -389,7 +395,7 @@ TEST_F(DiscoverTest, ItsVariablesMakeAReadableDeviceTable) {
   const ReadBack r = Parse(FormatDeviceToml(*found, "plc", "opc.tcp://plc:4840"));
   EXPECT_THAT(r.errors, IsEmpty());
   EXPECT_THAT(r.names, ElementsAre("Top", "Plant/Temperature", "Setpoint", "Plant/Line/Temperature",
-                                   "Status"));
+                                   "Status", "Cycle"));  // not Started: a UtcTime
 }
 
 }  // namespace

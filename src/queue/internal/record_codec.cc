@@ -306,7 +306,38 @@ uint64_t RecordEncoder::Encode(std::span<const Sample> samples) {
     capacity = bytes_.size();
   };
   grow(std::min<size_t>(samples.size() * 12 + 2 * kFrameHeaderBytes, size_t{1} << 20));
-  for (const Sample& s : samples) {
+  const size_t n = samples.size();
+  size_t i = 0;
+  while (i < n) {
+    // The common case, in a tight loop: fixed-size values appended to the open record while
+    // the buffer has room for the largest one and the record's payload stays within bounds.
+    if (count > 0) {
+      const size_t room = capacity >= kMaxFixedEncodedSize + kFrameHeaderBytes
+                              ? capacity - kMaxFixedEncodedSize - kFrameHeaderBytes
+                              : 0;
+      const size_t payload_end = frame_start + kFrameHeaderBytes + max_payload;
+      size_t at = pos;
+      int64_t prev = prev_time;
+      while (i < n && at <= room) {
+        const Sample& s = samples[i];
+        if (s.value.type() == ValueType::kString) break;
+        int64_t next = prev;
+        const size_t end = static_cast<size_t>(EncodeOne(s, next, data + at) - data);
+        if (end > payload_end) break;  // the general path below closes the record
+        at = end;
+        prev = next;
+        min_time = std::min(min_time, next);
+        max_time = std::max(max_time, next);
+        ++count;
+        ++i;
+      }
+      pos = at;
+      prev_time = prev;
+      if (i == n) break;
+    }
+    // The general path, one sample: the first of a record, a string, a buffer to grow, a
+    // record to close.
+    const Sample& s = samples[i++];
     const size_t need =
         s.value.type() == ValueType::kString ? MaxEncodedSize(s) : kMaxFixedEncodedSize;
     const int64_t t = TimeNs(s);

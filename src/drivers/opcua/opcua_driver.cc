@@ -179,6 +179,12 @@ void OpcUaDriver::Disconnect() {
   deferred_error_.reset();  // about the connection just closed
 }
 
+Sample OpcUaDriver::BadSample(size_t index, contract::Quality status) {
+  DataValue bad;
+  bad.status = status;
+  return ToSample(index, bad);
+}
+
 Sample OpcUaDriver::ToSample(size_t index, const DataValue& dv) {
   const OpcUaTag& tag = config_.tags[index];
   Sample s;
@@ -265,9 +271,7 @@ Status OpcUaDriver::Connect(std::vector<Sample>& out) {
   // now would put the current values before the queued older ones; only polled tags are read.
   // Tags the subscription could not monitor get no updates: their refusal stands.
   for (const auto& [index, status] : unmonitored_) {
-    DataValue bad;
-    bad.status = status;
-    out.push_back(ToSample(index, bad));
+    out.push_back(BadSample(index, status));
   }
   KILN_RETURN_IF_ERROR(ReadTags(polled_, out));
   next_poll_ = clock_.Monotonic() + config_.poll;
@@ -331,15 +335,19 @@ Result<bool> OpcUaDriver::TransferSubscription(std::vector<Sample>& out) {
 }
 
 Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
-  SubscriptionParameters params;
-  params.publishing_interval_ms = publishing_interval_ms_;
-  const double keep_alive_ms = static_cast<double>(options_.keep_alive.count());
-  params.max_keep_alive_count = static_cast<uint32_t>(
-      std::clamp(std::ceil(keep_alive_ms / publishing_interval_ms_), 1.0, 1000.0));
-  // Long enough for a short outage to end in a transfer: a minute, at least 3 keep-alives.
-  params.lifetime_count = static_cast<uint32_t>(std::clamp(
-      std::ceil(60000.0 / publishing_interval_ms_), 3.0 * params.max_keep_alive_count, 1e6));
-  KILN_ASSIGN_OR_RETURN(CreateSubscriptionResponse sub, client_->CreateSubscription(params));
+  // A keep-alive every options_.keep_alive at `interval_ms`, and a lifetime long enough for a
+  // short outage to end in a transfer: a minute, at least 3 keep-alives.
+  auto params_for = [&](double interval_ms) {
+    SubscriptionParameters params;
+    params.publishing_interval_ms = interval_ms;
+    params.max_keep_alive_count = static_cast<uint32_t>(std::clamp(
+        std::ceil(static_cast<double>(options_.keep_alive.count()) / interval_ms), 1.0, 1000.0));
+    params.lifetime_count = static_cast<uint32_t>(
+        std::clamp(std::ceil(60000.0 / interval_ms), 3.0 * params.max_keep_alive_count, 1e6));
+    return params;
+  };
+  KILN_ASSIGN_OR_RETURN(CreateSubscriptionResponse sub,
+                        client_->CreateSubscription(params_for(publishing_interval_ms_)));
   if (sub.revised_publishing_interval > 1.5 * publishing_interval_ms_ &&
       std::isfinite(sub.revised_publishing_interval)) {
     // The keep-alive count was meant for the interval asked for: at the server's slower one
@@ -348,12 +356,7 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
     client_->DeleteSubscriptions({sub.subscription_id}).IgnoreError();
     if (!client_->connected()) return UnavailableError("the connection closed");
     const double granted = std::min(sub.revised_publishing_interval, 86400000.0);
-    params.publishing_interval_ms = granted;
-    params.max_keep_alive_count =
-        static_cast<uint32_t>(std::clamp(std::ceil(keep_alive_ms / granted), 1.0, 1000.0));
-    params.lifetime_count = static_cast<uint32_t>(
-        std::clamp(std::ceil(60000.0 / granted), 3.0 * params.max_keep_alive_count, 1e6));
-    KILN_ASSIGN_OR_RETURN(sub, client_->CreateSubscription(params));
+    KILN_ASSIGN_OR_RETURN(sub, client_->CreateSubscription(params_for(granted)));
   }
   // Kept (for Publish and a later transfer) only once every item exists: a transfer of a
   // subscription whose items were never all created would leave tags without updates.
@@ -443,9 +446,7 @@ Status OpcUaDriver::CreateSubscription(std::vector<Sample>& out) {
     log_.Warn("device {}: tag {} ({}) cannot be monitored: {}", options_.device_id,
               config_.tags[index].name, config_.tags[index].node_id.ToString(), StatusName(status));
     unmonitored_.emplace_back(index, status);
-    DataValue bad;
-    bad.status = status;
-    out.push_back(ToSample(index, bad));
+    out.push_back(BadSample(index, status));
   }
   subscription_id_ = sub.subscription_id;
   no_subscription_answers_ = 0;

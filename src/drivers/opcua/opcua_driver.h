@@ -92,6 +92,8 @@ class OpcUaDriver final : public Driver {
                      std::vector<contract::Sample>& out);
   void TakeNotifications(const NotificationMessage& message, std::vector<contract::Sample>& out);
   contract::Sample ToSample(size_t index, const DataValue& value);
+  // Tag `index` with no value and `status` (a refusal of the server), at the clock's time.
+  contract::Sample BadSample(size_t index, contract::Quality status);
   // The built-in type to write tag `index` as: the last one seen, else read.
   Result<BuiltinType> WriteType(size_t index);
 

@@ -192,17 +192,20 @@ Result<AssembledMessage> Client::ReceiveAnyMessage(MonoTime deadline) {
   }
 }
 
+bool Client::KeepPublishResponse(AssembledMessage& message) {
+  auto publish =
+      std::find(outstanding_publish_.begin(), outstanding_publish_.end(), message.request_id);
+  if (publish == outstanding_publish_.end()) return false;
+  outstanding_publish_.erase(publish);
+  publish_responses_.push_back(std::move(message));
+  return true;
+}
+
 Result<AssembledMessage> Client::ReceiveMessage(uint32_t request_id, MonoTime deadline) {
   for (;;) {
     KILN_ASSIGN_OR_RETURN(AssembledMessage message, ReceiveAnyMessage(deadline));
     if (message.request_id == request_id) return message;
-    auto publish =
-        std::find(outstanding_publish_.begin(), outstanding_publish_.end(), message.request_id);
-    if (publish != outstanding_publish_.end()) {
-      outstanding_publish_.erase(publish);
-      publish_responses_.push_back(std::move(message));
-      continue;
-    }
+    if (KeepPublishResponse(message)) continue;
     logger_.Debug("{}: discarding a response to request {} (waiting for {})", options_.endpoint,
                   message.request_id, request_id);
   }
@@ -641,15 +644,10 @@ Result<std::optional<PublishResponse>> Client::ReceivePublish(MonoTime deadline)
       }
       return Fail("PublishRequest", message.status());
     }
-    auto publish =
-        std::find(outstanding_publish_.begin(), outstanding_publish_.end(), message->request_id);
-    if (publish == outstanding_publish_.end()) {
+    if (!KeepPublishResponse(*message)) {
       logger_.Debug("{}: discarding a response to request {} (no call waits for it)",
                     options_.endpoint, message->request_id);
-      continue;
     }
-    outstanding_publish_.erase(publish);
-    publish_responses_.push_back(std::move(*message));
   }
   AssembledMessage message = std::move(publish_responses_.front());
   publish_responses_.pop_front();

@@ -195,6 +195,9 @@ class Client {
   Result<AssembledMessage> ReceiveMessage(uint32_t request_id, MonoTime deadline);
   // Receives chunks until any message is complete.
   Result<AssembledMessage> ReceiveAnyMessage(MonoTime deadline);
+  // When `message` answers an outstanding PublishRequest: moves it to publish_responses_ and
+  // returns true.
+  bool KeepPublishResponse(AssembledMessage& message);
   // Checks and decodes the response `message` to a request of `type`: an abort or a Bad service
   // result is an error; a message that breaks the protocol closes the connection.
   template <typename Response>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "testing/config_testing.h"
 #include "testing/status_matchers.h"
 
 namespace kiln::drivers::modbus {
@@ -23,23 +24,11 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-struct Parsed {
-  ModbusDeviceConfig config;
-  std::vector<std::string> errors;  // ConfigError::ToString(), in order
-};
+using Parsed = ::kiln::testing::ParsedTable<ModbusDeviceConfig>;
 
-// Parses the first [[devices]] table of `toml` (file name "test.toml").
+// Parses the one [[devices]] table of `toml` (file name "test.toml").
 Parsed ParseDevice(std::string_view toml) {
-  Parsed out;
-  auto doc = ConfigDocument::Parse(toml, "test.toml");
-  EXPECT_THAT(doc, IsOk());
-  if (!doc.ok()) return out;
-  std::vector<ConfigTable> devices = (*doc)->root().GetTableArray("devices");
-  EXPECT_THAT(devices, SizeIs(1));
-  if (devices.empty()) return out;
-  out.config = ParseModbusDevice(devices[0]);
-  for (const ConfigError& e : (*doc)->errors()) out.errors.push_back(e.ToString());
-  return out;
+  return ::kiln::testing::ParseOnlyTable(toml, "devices", ParseModbusDevice);
 }
 
 TEST(ModbusConfigTest, ParsesTcpDeviceAndTags) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "testing/config_testing.h"
 #include "testing/status_matchers.h"
 
 namespace kiln::drivers::opcua {
@@ -24,23 +25,11 @@ using ::testing::SizeIs;
 using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
 
-struct Parsed {
-  OpcUaDeviceConfig config;
-  std::vector<std::string> errors;  // ConfigError::ToString(), in order
-};
+using Parsed = ::kiln::testing::ParsedTable<OpcUaDeviceConfig>;
 
-// Parses the first [[devices]] table of `toml` (file name "test.toml").
+// Parses the one [[devices]] table of `toml` (file name "test.toml").
 Parsed ParseDevice(std::string_view toml) {
-  Parsed out;
-  auto doc = ConfigDocument::Parse(toml, "test.toml");
-  EXPECT_THAT(doc, IsOk());
-  if (!doc.ok()) return out;
-  std::vector<ConfigTable> devices = (*doc)->root().GetTableArray("devices");
-  EXPECT_THAT(devices, SizeIs(1));
-  if (devices.empty()) return out;
-  out.config = ParseOpcUaDevice(devices[0]);
-  for (const ConfigError& e : (*doc)->errors()) out.errors.push_back(e.ToString());
-  return out;
+  return ::kiln::testing::ParseOnlyTable(toml, "devices", ParseOpcUaDevice);
 }
 
 TEST(OpcUaConfigTest, ParsesDeviceAndTags) {

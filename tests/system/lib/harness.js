@@ -426,18 +426,7 @@ class Sim {
 
   // Sends one control line; resolves with the answer line (`ok` or `error ...`).
   send(line, timeoutMs = 5000) {
-    this.proc.assertRunning();
-    this.commandLog.push({ t: Date.now(), line });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.pending.indexOf(done);
-        if (i >= 0) this.pending.splice(i, 1);
-        reject(new Error(`${this.name}: no answer to '${line}' within ${timeoutMs} ms\n${this.proc.tail()}`));
-      }, timeoutMs);
-      const done = (answer) => { clearTimeout(timer); resolve(answer); };
-      this.pending.push(done);
-      this.proc.child.stdin.write(line + '\n');
-    });
+    return sendControlLine(this, line, timeoutMs, () => this.proc.tail());
   }
 
   // Sends a control line and requires `ok`.
@@ -449,15 +438,38 @@ class Sim {
 
   async stop() {
     if (!this.proc || !this.proc.running) return;
-    this.proc.child.stdin.write('quit\n');
-    let timer;
-    const quit = await Promise.race([
-      this.proc.exited.then(() => true),
-      new Promise((r) => { timer = setTimeout(() => r(false), 3000); }),
-    ]);
-    clearTimeout(timer);
-    if (!quit) await this.proc.stop('SIGKILL');
+    await quitOrKill(this.proc);
   }
+}
+
+// The stdin control protocol of kiln-sim and the OPC UA peer: one line in, one answer line
+// out (`ok...` or `error ...`), matched in order through owner.pending (which the owner's line
+// handler resolves). Resolves with the answer; rejects after `timeoutMs` with describe().
+function sendControlLine(owner, line, timeoutMs, describe) {
+  owner.proc.assertRunning();
+  owner.commandLog.push({ t: Date.now(), line });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const i = owner.pending.indexOf(done);
+      if (i >= 0) owner.pending.splice(i, 1);
+      reject(new Error(`${owner.name}: no answer to '${line}' within ${timeoutMs} ms\n${describe()}`));
+    }, timeoutMs);
+    const done = (answer) => { clearTimeout(timer); resolve(answer); };
+    owner.pending.push(done);
+    owner.proc.child.stdin.write(line + '\n');
+  });
+}
+
+// Asks a controlled process to `quit`; SIGKILL when it has not exited after 3 s.
+async function quitOrKill(proc) {
+  proc.child.stdin.write('quit\n');
+  let timer;
+  const quit = await Promise.race([
+    proc.exited.then(() => true),
+    new Promise((r) => { timer = setTimeout(() => r(false), 3000); }),
+  ]);
+  clearTimeout(timer);
+  if (!quit) await proc.stop('SIGKILL');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -735,6 +747,7 @@ async function withEnv(t, name, body) {
 }
 
 module.exports = {
+  sendControlLine, quitOrKill,
   BIN_DIR, REPO_ROOT, binPath, missingBinaries, waitFor, notifyChange, freePort, tcpAccepts, httpGet, httpRequest,
   promValue, toToml, Proc, Mosquitto, Sim, Edge, Server, Env, withEnv, runSync,
 };

@@ -7,7 +7,7 @@
 
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { Proc, waitFor, freePort } = require('./harness');
+const { Proc, waitFor, freePort, sendControlLine, quitOrKill } = require('./harness');
 const { formatMessage } = require('./tap');
 
 const SERVER = path.join(__dirname, '..', 'tools', 'opcua-server.js');
@@ -85,18 +85,7 @@ class OpcUaPeer {
 
   // Sends one control line; resolves with the answer line (`ok`, `ok <value>` or `error ...`).
   send(line, timeoutMs = 5000) {
-    this.proc.assertRunning();
-    this.commandLog.push({ t: Date.now(), line });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.pending.indexOf(done);
-        if (i >= 0) this.pending.splice(i, 1);
-        reject(new Error(`${this.name}: no answer to '${line}' within ${timeoutMs} ms\n${this.describe()}`));
-      }, timeoutMs);
-      const done = (answer) => { clearTimeout(timer); resolve(answer); };
-      this.pending.push(done);
-      this.proc.child.stdin.write(line + '\n');
-    });
+    return sendControlLine(this, line, timeoutMs, () => this.describe());
   }
 
   // Sends a control line and requires `ok` (or `ok <value>`); returns the answer.
@@ -115,14 +104,7 @@ class OpcUaPeer {
   // `quit`, else SIGKILL after 3 s.
   async stop() {
     if (!this.running) return;
-    this.proc.child.stdin.write('quit\n');
-    let timer;
-    const quit = await Promise.race([
-      this.proc.exited.then(() => true),
-      new Promise((r) => { timer = setTimeout(() => r(false), 3000); }),
-    ]);
-    clearTimeout(timer);
-    if (!quit) await this.proc.stop('SIGKILL');
+    await quitOrKill(this.proc);
   }
 
   // kill -9, waits for the exit.

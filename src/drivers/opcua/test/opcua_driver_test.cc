@@ -116,6 +116,12 @@ class UaSim {
     std::lock_guard lock(mu_);
     max_nodes_per_call_ = n;
   }
+  // Refuses a monitored item of `node` that has a filter (BadFilterNotAllowed, as servers do for
+  // a deadband on a Boolean or String node).
+  void RefuseFilterOn(const NodeId& node) {
+    std::lock_guard lock(mu_);
+    refuse_filter_.push_back(node);
+  }
   void SetTransferResult(TransferResult result) {
     std::lock_guard lock(mu_);
     transfer_result_ = std::move(result);
@@ -240,8 +246,14 @@ class UaSim {
         response.response_header = Answer(request.request_header);
         for (const MonitoredItemCreateRequest& item : request.items_to_create) {
           MonitoredItemCreateResult result;
+          const bool filter_refused =
+              !item.requested_parameters.filter.is_empty() &&
+              std::find(refuse_filter_.begin(), refuse_filter_.end(),
+                        item.item_to_monitor.node_id) != refuse_filter_.end();
           if (values_.count(item.item_to_monitor.node_id) == 0) {
             result.status_code = status::kBadNodeIdUnknown;
+          } else if (filter_refused) {
+            result.status_code = Quality(0x80450000);  // BadFilterNotAllowed
           } else {
             handles_[item.item_to_monitor.node_id] = item.requested_parameters.client_handle;
             result.monitored_item_id = ++next_item_id_;
@@ -316,6 +328,7 @@ class UaSim {
   TransferResult transfer_result_{Code("BadSubscriptionIdInvalid"), {}};
   std::optional<uint32_t> close_on_;
   size_t max_nodes_per_call_ = SIZE_MAX;
+  std::vector<NodeId> refuse_filter_;
   int publish_limit_ = -1;
   int publish_count_ = 0;
   Quality publish_overflow_;
@@ -950,6 +963,39 @@ TEST_F(OpcUaDriverTest, PublishingIntervalDoesNotDependOnTheOrderOfTheTags) {
     EXPECT_EQ(sim_.subscriptions()[i].requested_publishing_interval, kRevisedPublishingMs);
     EXPECT_EQ(sim_.subscriptions()[i].requested_max_keep_alive_count, 20u);  // 2 s
   }
+}
+
+TEST_F(OpcUaDriverTest, ARefusedDeadbandIsDroppedAndTheItemMonitoredWithoutIt) {
+  sim_.RefuseFilterOn(kPressure);
+  OpcUaTag pressure = Tag(11, kPressure);
+  pressure.deadband = 0.5;
+  std::unique_ptr<OpcUaDriver> driver = MakeDriver({Tag(10, kTemperature), pressure});
+  ASSERT_NE(driver, nullptr);
+  Result<std::vector<Sample>> samples = driver->ReadAll();
+  ASSERT_THAT(samples.status(), IsOk());
+  for (const Sample& s : *samples) EXPECT_TRUE(s.quality.IsGood()) << s.tag;  // not refused
+  const std::vector<CreateMonitoredItemsRequest> monitored = sim_.monitored();
+  ASSERT_THAT(monitored, SizeIs(2));
+  ASSERT_THAT(monitored[1].items_to_create, SizeIs(1));  // only the refused one again
+  const MonitoredItemCreateRequest& again = monitored[1].items_to_create[0];
+  EXPECT_EQ(again.item_to_monitor.node_id, kPressure);
+  EXPECT_TRUE(again.requested_parameters.filter.is_empty());
+  // Its notifications come through.
+  Publish(DataMessage(1, {Item(kPressure, Dv(Variant::Scalar(3.5)))}));
+  EXPECT_THAT(driver->ReadAll(),
+              IsOkAndHolds(ElementsAre(MakeSample(11, Value(3.5), status::kGood, kSourceTime))));
+}
+
+TEST_F(OpcUaDriverTest, SamplesTakenBeforeAFailureComeFirstTheFailureWithTheNextCall) {
+  std::unique_ptr<OpcUaDriver> driver = MakeDriver({Tag(10, kTemperature)});
+  ASSERT_NE(driver, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Start(*driver, 1));
+  // A notification, then the connection lost in the same turn of the pump.
+  Publish(DataMessage(1, {Item(kTemperature, Dv(Variant::Scalar(30.0)))}));
+  ASSERT_TRUE(server_.DropConnection());
+  EXPECT_THAT(driver->ReadAll(),
+              IsOkAndHolds(ElementsAre(MakeSample(10, Value(30.0), status::kGood, kSourceTime))));
+  EXPECT_THAT(driver->ReadAll().status(), StatusIs(StatusCode::kUnavailable));
 }
 
 TEST_F(OpcUaDriverTest, ItemTheServerCannotMonitorGetsItsStatus) {

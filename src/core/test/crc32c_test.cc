@@ -57,6 +57,45 @@ TEST(Crc32cTest, ExtendEqualsWholeAtEverySplitAndAlignment) {
   }
 }
 
+// Lengths around the multiples of the three-stream round (3 x 512 bytes), from every
+// alignment, against the table implementation.
+TEST(Crc32cTest, ThreeStreamRoundsAgreeWithTheTableAtTheirEdges) {
+  std::mt19937_64 rng(3);
+  std::vector<uint8_t> buf(5000);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  for (size_t round : {1536, 3072, 4608}) {
+    for (size_t n = round - 9; n <= round + 9; ++n) {
+      for (size_t off = 0; off < 8 && off + n <= buf.size(); ++off) {
+        const uint32_t seed = static_cast<uint32_t>(rng());
+        ASSERT_EQ(Extend(seed, buf.data() + off, n),
+                  ExtendPortableForTest(seed, buf.data() + off, n))
+            << n << " bytes at offset " << off;
+      }
+    }
+  }
+}
+
+TEST(Crc32cTest, CombineEqualsTheCrcOfTheConcatenation) {
+  std::mt19937_64 rng(11);
+  std::vector<uint8_t> buf((1 << 17) + 100);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  // Every length of b below 600 (the table's low byte and its carries), then random lengths
+  // on both sides of 64 KiB, where the short-operator tables give way to the general path.
+  std::vector<size_t> lengths;
+  for (size_t n = 0; n < 600; ++n) lengths.push_back(n);
+  for (int i = 0; i < 100; ++i) lengths.push_back(rng() % buf.size() / 2 + 60'000);
+  lengths.push_back(65535);
+  lengths.push_back(65536);
+  for (size_t len_b : lengths) {
+    const size_t len_a = rng() % 50;
+    const uint8_t* a = buf.data();
+    const uint8_t* b = buf.data() + len_a;
+    ASSERT_LE(len_a + len_b, buf.size());
+    ASSERT_EQ(Combine(Value(a, len_a), Value(b, len_b), len_b), Value(a, len_a + len_b))
+        << "|a| " << len_a << " |b| " << len_b;
+  }
+}
+
 TEST(Crc32cTest, HardwareAndPortableAgreeOnRandomData) {
   std::mt19937_64 rng(42);
   std::vector<uint8_t> buf(1 << 16);

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -82,6 +84,37 @@ class PosixFile final : public File {
         return ErrnoToStatus(errno, "write", path_);
       }
       done += static_cast<size_t>(n);
+    }
+    return OkStatus();
+  }
+
+  Status WriteAtV(uint64_t offset, std::span<const std::span<const std::byte>> parts) override {
+    std::array<iovec, 64> iov;
+    size_t next = 0;  // the first part not (wholly) written
+    size_t skip = 0;  // bytes of parts[next] already written
+    while (next < parts.size()) {
+      size_t n_iov = 0;
+      for (size_t i = next; i < parts.size() && n_iov < iov.size(); ++i) {
+        const size_t from = i == next ? skip : 0;
+        if (parts[i].size() == from) continue;
+        iov[n_iov++] =
+            iovec{const_cast<std::byte*>(parts[i].data() + from), parts[i].size() - from};
+      }
+      if (n_iov == 0) break;
+      const ssize_t n =
+          ::pwritev(fd_, iov.data(), static_cast<int>(n_iov), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoToStatus(errno, "write", path_);
+      }
+      offset += static_cast<uint64_t>(n);
+      size_t left = static_cast<size_t>(n);
+      while (next < parts.size() && left >= parts[next].size() - skip) {
+        left -= parts[next].size() - skip;
+        skip = 0;
+        ++next;
+      }
+      skip += left;
     }
     return OkStatus();
   }
@@ -239,6 +272,14 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+Status File::WriteAtV(uint64_t offset, std::span<const std::span<const std::byte>> parts) {
+  for (const std::span<const std::byte>& part : parts) {
+    KILN_RETURN_IF_ERROR(WriteAt(offset, part));
+    offset += part.size();
+  }
+  return OkStatus();
+}
 
 Env& Env::Default() {
   static PosixEnv env;  // stateless, so usable even during static destruction

@@ -37,6 +37,9 @@ class File {
   // Writes all of `data` at `offset`, growing the file when needed. On error some prefix
   // of `data` may have been written.
   virtual Status WriteAt(uint64_t offset, std::span<const std::byte> data) = 0;
+  // Writes `parts` back to back from `offset`, as WriteAt of their concatenation would, in as
+  // few system calls as the system allows (pwritev). The default calls WriteAt per part.
+  virtual Status WriteAtV(uint64_t offset, std::span<const std::span<const std::byte>> parts);
   // fdatasync: everything written so far (and the size) is on stable storage.
   virtual Status Sync() = 0;
   // Sets the size (ftruncate).

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/testing/fault_injection_env.h"
 #include "testing/status_matchers.h"
@@ -64,6 +65,28 @@ TEST_F(EnvTest, PositionalReadWriteSizeTruncate) {
   EXPECT_EQ(ReadAll(env, Path("a")), "hello");
   EXPECT_EQ(env.FileSize(Path("a")).value(), 5u);
   EXPECT_EQ((*f)->path(), Path("a"));
+}
+
+// More parts than one pwritev takes (64), empty ones among them, and the same through
+// FaultInjectionEnv, whose files use File's default (a WriteAt per part).
+TEST_F(EnvTest, WriteAtVWritesThePartsBackToBack) {
+  std::vector<std::string> texts;
+  std::string whole;
+  for (int i = 0; i < 150; ++i) {
+    texts.push_back(i % 7 == 3 ? "" : std::to_string(i * 37) + ",");
+    whole += texts.back();
+  }
+  std::vector<std::span<const std::byte>> parts;
+  for (const std::string& t : texts) parts.push_back(Bytes(t));
+  FaultInjectionEnv faulty(Env::Default());
+  for (Env* env : {&Env::Default(), static_cast<Env*>(&faulty)}) {
+    const std::string path = Path(env == &faulty ? "faulty" : "plain");
+    auto f = env->Open(path, OpenMode::kCreateNew);
+    ASSERT_THAT(f, IsOk());
+    ASSERT_THAT((*f)->WriteAt(0, Bytes("head:")), IsOk());
+    ASSERT_THAT((*f)->WriteAtV(5, parts), IsOk());
+    EXPECT_EQ(ReadAll(*env, path), "head:" + whole);
+  }
 }
 
 TEST_F(EnvTest, DirectoryOperations) {

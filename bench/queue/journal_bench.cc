@@ -592,7 +592,7 @@ void BM_EncodeAndSeal(benchmark::State& state) {
   for (auto _ : state) {
     enc.Encode(pool[b]);
     for (const internal::EncodedRecord& r : enc.records()) {
-      internal::SealFrame(enc.bytes().data() + r.offset, 1, id);
+      internal::SealFrame(enc.bytes().data() + r.offset, 1, id, r.payload_crc);
       id += r.count;
     }
     benchmark::DoNotOptimize(enc.bytes().data());

@@ -766,7 +766,8 @@ Status Journal::Impl::AppendLocked(internal::RecordEncoder& enc) {
     uint64_t len = 0;
     uint64_t id = first;
     while (j < recs.size() && tail + len + recs[j].size <= segment_bytes) {
-      internal::SealFrame(bytes + recs[j].offset, static_cast<uint32_t>(seg->seq), id);
+      internal::SealFrame(bytes + recs[j].offset, static_cast<uint32_t>(seg->seq), id,
+                          recs[j].payload_crc);
       id += recs[j].count;
       len += recs[j].size;
       ++j;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/coding.h"
+#include "core/crc32c.h"
 
 namespace kiln::queue::internal {
 namespace {
@@ -385,14 +386,19 @@ void RecordEncoder::Close(size_t frame_start, size_t payload_end, uint32_t count
   f.count = count;
   f.base_time = base_time;
   EncodeFrameHeader(f, bytes_.data() + frame_start);
-  records_.push_back(
-      EncodedRecord{frame_start, payload_end - frame_start, count, min_time, max_time});
+  const uint32_t payload_crc =
+      crc32c::Value(bytes_.data() + frame_start + kFrameHeaderBytes, f.payload_bytes);
+  records_.push_back(EncodedRecord{frame_start, payload_end - frame_start, count, min_time,
+                                   max_time, payload_crc});
 }
 
-void SealFrame(uint8_t* frame, uint32_t seq, uint64_t first_id) {
+void SealFrame(uint8_t* frame, uint32_t seq, uint64_t first_id, uint32_t payload_crc) {
   Put32(frame + 8, seq);
   Put64(frame + 16, first_id);
-  Put32(frame + 4, FrameCrc(frame, Get32(frame)));
+  // The frame's CRC covers [0, 4) and [8, 32 + payload_bytes) (FrameCrc): the header's part,
+  // then the payload's, combined.
+  const uint32_t head = crc32c::Extend(crc32c::Value(frame, 4), frame + 8, kFrameHeaderBytes - 8);
+  Put32(frame + 4, crc32c::Combine(head, payload_crc, Get32(frame)));
 }
 
 }  // namespace kiln::queue::internal

@@ -52,10 +52,12 @@ struct EncodedRecord {
   uint32_t count = 0;
   int64_t min_time = 0;
   int64_t max_time = 0;
+  uint32_t payload_crc = 0;  // CRC32C of the payload, for SealFrame
 };
 
 // Turns the samples of one Push into frames laid out back to back, each with a payload of at
-// most `max_payload` bytes. The frames lack seq, first id and CRC until SealFrame.
+// most `max_payload` bytes. The frames lack seq, first id and CRC until SealFrame; the CRC of
+// each payload is computed here, so that sealing costs a few tens of nanoseconds.
 class RecordEncoder {
  public:
   explicit RecordEncoder(size_t max_payload) : max_payload_(max_payload) {}
@@ -63,6 +65,7 @@ class RecordEncoder {
   // returns how many. The buffer is kept between batches (reuse one encoder per thread).
   uint64_t Encode(std::span<const contract::Sample> samples);
   std::span<uint8_t> bytes() { return {bytes_.data(), size_}; }
+  size_t capacity() const { return bytes_.capacity(); }
   void set_max_payload(size_t max_payload) { max_payload_ = max_payload; }
   const std::vector<EncodedRecord>& records() const { return records_; }
 
@@ -76,7 +79,8 @@ class RecordEncoder {
   std::vector<EncodedRecord> records_;
 };
 
-// Completes an encoded frame: stores seq and first id and computes the CRC.
-void SealFrame(uint8_t* frame, uint32_t seq, uint64_t first_id);
+// Completes an encoded frame: stores seq and first id and computes the frame's CRC from its
+// header and `payload_crc` (EncodedRecord::payload_crc).
+void SealFrame(uint8_t* frame, uint32_t seq, uint64_t first_id, uint32_t payload_crc);
 
 }  // namespace kiln::queue::internal

@@ -205,7 +205,7 @@ TEST(RecordCodecTest, FramesCarryCrcSequenceAndIds) {
                 std::vector<Sample>{S(1, Value(1.0), 0), S(2, Value(2.0), 0), S(3, Value(3.0), 0)}),
             0u);
   ASSERT_EQ(enc.records().size(), 1u);
-  SealFrame(enc.bytes().data(), 7, 42);
+  SealFrame(enc.bytes().data(), 7, 42, enc.records()[0].payload_crc);
   std::vector<uint8_t> frames(enc.bytes().begin(), enc.bytes().end());
   frames.resize(frames.size() + 64, 0);  // zeroed space after it
   const uint64_t end = kHeaderBytes + frames.size();

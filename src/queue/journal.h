@@ -15,16 +15,20 @@
 //                                   in max_bytes and never deleted by the journal
 // Formats and recovery rules: docs/formats/journal.md.
 //
-// Durability: Push writes its records at once (readers see them) and makes them durable
-// according to JournalOptions::sync; WaitDurable blocks until ids are on disk. Every
+// Durability: Push encodes its samples into records and appends them (readers see them when
+// Push returns) and makes them durable according to JournalOptions::sync; WaitDurable blocks
+// until ids are on disk. With background threads and group commit (kInterval, kBatch) the
+// append itself is done by a writer thread, so that encoding one Push overlaps writing the
+// one before: Push returns once its records are queued, a reader waits for the writer to
+// catch up, and a failed write is returned by the next Push or WaitDurable. Every
 // acknowledged-durable sample is delivered at least once, across crashes, unless it is
 // dropped by the budget, max_age, a tag table change or corruption, which are counted in
 // QueueStats::dropped and logged.
 // Crash safety: a torn or corrupt tail is detected by CRC, cut off and logged; a sealed
 // segment whose records do not check out is moved to quarantine/ and its unread samples are
 // counted as dropped and logged, never skipped silently.
-// Thread-safe. Runs two background threads (sync, maintenance) unless options.background is
-// false.
+// Thread-safe. Runs background threads (sync, maintenance, and the writer for kInterval and
+// kBatch) unless options.background is false.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -89,7 +93,9 @@ class Journal final : public SampleQueue {
   // Errors (the samples concerned are counted as dropped, and write_errors counts the
   // failure): ResourceExhausted (disk full, after trying once to make room by dropping the
   // oldest segment), Unavailable / PermissionDenied (storage failure, read-only), each
-  // naming the path. With kAlways, a failed sync is returned too; those samples stay queued
+  // naming the path. With a writer thread these are the errors of earlier Pushes whose
+  // records failed to be written since the last report (each reported once, by Push or
+  // WaitDurable); a Push whose own records fail returns OK. With kAlways, a failed sync is returned too; those samples stay queued
   // (not counted as dropped) but may not survive a crash. InvalidArgument: some samples were
   // too large for a record (see the message) and were dropped; the others were stored.
   // The journal keeps working after errors: later Pushes succeed once storage does.
@@ -106,9 +112,9 @@ class Journal final : public SampleQueue {
   QueueStats stats() const override;
 
   // Blocks until every id below `end` (clamped to next_id()) is durable, starting a sync when
-  // none is under way. Errors: the sync's error.
+  // none is under way. Errors: the sync's error, or a failed write not yet reported by Push.
   Status WaitDurable(uint64_t end);
-  // The id the next appended sample gets.
+  // The id the next appended sample gets (after what earlier Pushes queued is written).
   uint64_t next_id() const;
   // One pass of the background work: sync pending data and acknowledgements, drop segments
   // past max_age, retire acknowledged segments, compress one sealed segment, prepare a

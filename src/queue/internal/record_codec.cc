@@ -72,14 +72,21 @@ namespace {
   // time), Good: 3 or 4 bytes written at once.
   if (tag < (1u << 14) && delta < 0x80 && q == 0) {
     const uint8_t type_byte = static_cast<uint8_t>(type);
-    if (tag < 0x80) {
-      Put32(p, tag | (static_cast<uint32_t>(delta) << 8) | (uint32_t{type_byte} << 16));
-      p += 3;
-    } else {
-      Put32(p, (tag & 0x7F) | 0x80 | ((tag >> 7) << 8) | (static_cast<uint32_t>(delta) << 16) |
-                   (uint32_t{type_byte} << 24));
-      p += 4;
+    const bool short_tag = tag < 0x80;
+    const uint32_t head =
+        short_tag ? tag | (static_cast<uint32_t>(delta) << 8) | (uint32_t{type_byte} << 16)
+                  : (tag & 0x7F) | 0x80 | ((tag >> 7) << 8) | (static_cast<uint32_t>(delta) << 16) |
+                        (uint32_t{type_byte} << 24);
+    const int head_bytes = short_tag ? 3 : 4;
+    if (type == ValueType::kFloat) {
+      // The most common sample of all (an analog value read as a 32-bit float): head and
+      // value in one 8-byte store.
+      const uint64_t value = std::bit_cast<uint32_t>(*std::get_if<float>(&v));
+      Put64(p, head | (value << (8 * head_bytes)));
+      return p + head_bytes + 4;
     }
+    Put32(p, head);
+    p += head_bytes;
   } else {
     p = PutVarint(p, tag);
     p = PutVarint(p, delta);

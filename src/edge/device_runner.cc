@@ -124,9 +124,11 @@ void DeviceRunner::Push(const std::vector<Sample>& samples) {
   samples_.Increment(samples.size());
   Status s = queue_.Push(samples);
   if (!s.ok()) {
+    // The journal's writer thread reports a failed write with a later Push, so the samples
+    // lost are not necessarily these: the store logs and counts those itself.
     KILN_LOG_RATE_LIMITED(log_, log_limiter_, LogLevel::kError, "queue",
-                          "device {}: queue refused {} samples: {}", options_.device_id,
-                          samples.size(), s.ToString());
+                          "device {}: storing samples failed: {}", options_.device_id,
+                          s.ToString());
   }
 }
 

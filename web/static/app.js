@@ -26,6 +26,7 @@ let selection = {kind: 'overview'};  // or {kind: 'node'|'device', key}
 let view = null;                      // what the main panel shows: {rows: Map path -> cells}
 const dirtyPaths = new Set();         // metrics whose value changed since the last frame
 let structureDirty = false;           // nodes, devices or status changed: rebuild
+let treeShape = null;                 // what the tree's links were built from (renderTree)
 let frameQueued = false;
 
 const $ = (id) => document.getElementById(id);
@@ -306,10 +307,22 @@ function renderTree() {
   const tree = $('tree');
   const focused = document.activeElement?.closest?.('#tree [data-key]')?.dataset.key;
   if (groups.size === 0) {
+    treeShape = null;
     tree.replaceChildren(h('p', {class: 'muted tree-empty'},
       state.loaded ? 'No edge nodes yet.' : 'Loading…'));
     return;
   }
+  // Rebuilding the links under a pointer that is clicking one loses the click (the press and
+  // the release land on different elements): leave them alone unless what they show changed.
+  // Issue counts are updated in place.
+  const shape = JSON.stringify([...groups].map(([group, nodes]) => [group, nodes.map((n) => [
+    n.key, n.online, n.detailed, isCurrent('node', n.key),
+    [...n.devices.values()].map((d) => [d.key, d.online, isCurrent('device', d.key)])])]));
+  if (shape === treeShape) {
+    updateTreeCounts();
+    return;
+  }
+  treeShape = shape;
   tree.replaceChildren(...[...groups].map(([group, nodes]) => {
     const online = nodes.filter((n) => n.online).length;
     return h('section', {class: 'tree-group', 'data-testid': `group-${group}`},
@@ -329,8 +342,10 @@ function renderTreeNode(n) {
       h('li', {}, treeLink('device', d.key, d.device, d.online, issues(d.metrics))))));
 }
 
+const isCurrent = (kind, key) => selection.kind === kind && selection.key === key;
+
 function treeLink(kind, key, label, online, counts) {
-  const current = selection.kind === kind && selection.key === key;
+  const current = isCurrent(kind, key);
   return h('a', {class: `tree-item ${kind}`, href: hrefOf(kind, key), 'data-testid': `${kind}-${key}`,
     'aria-current': current ? 'page' : null, 'data-key': key},
   h('span', {class: 'tree-label'}, label),

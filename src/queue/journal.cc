@@ -252,6 +252,15 @@ struct Journal::Impl {
   void FailRecords(std::span<const RecordRef> recs, const Status& st);
   Status RollLocked(bool seal_short) KILN_REQUIRES(write_mu_);
   Status SealLocked(const std::shared_ptr<Segment>& seg, bool seal_short) KILN_REQUIRES(write_mu_);
+  // A full segment's seal left to the sync round: written once its data is durable.
+  struct DeferredSeal {
+    std::shared_ptr<Segment> seg;
+    std::shared_ptr<File> file;
+    SegmentHeader header;  // sealed
+  };
+  // Writes and syncs the seals of segments whose data was just synced (errors are logged:
+  // an unsealed segment is scanned at open).
+  void WriteDeferredSeals(std::vector<DeferredSeal>& seals);
   Status OpenNewSegmentLocked() KILN_REQUIRES(write_mu_);
   Status MakeRoomLocked() KILN_REQUIRES(write_mu_);
   bool FreeSpaceLocked() KILN_REQUIRES(write_mu_);
@@ -355,9 +364,9 @@ struct Journal::Impl {
 
   std::map<uint64_t, std::shared_ptr<Segment>> segments_ KILN_GUARDED_BY(mu_);
   std::shared_ptr<Segment> active_ KILN_GUARDED_BY(mu_);
-  // Sealed segments whose data the next sync round makes durable (see SealLocked), and
-  // whether a new segment's name awaits a directory sync (OpenNewSegmentLocked).
-  std::vector<std::shared_ptr<File>> unsynced_sealed_ KILN_GUARDED_BY(mu_);
+  // Full segments whose data the next sync round makes durable and then seals (SealLocked),
+  // and whether a new segment's name awaits a directory sync (OpenNewSegmentLocked).
+  std::vector<DeferredSeal> unsynced_sealed_ KILN_GUARDED_BY(mu_);
   bool dir_unsynced_ KILN_GUARDED_BY(mu_) = false;
   bool poisoned_ KILN_GUARDED_BY(mu_) = false;  // a write failed: roll before the next
   std::vector<Spare> spares_ KILN_GUARDED_BY(mu_);
@@ -1067,8 +1076,8 @@ Status Journal::Impl::TimedSync(File& f) {
 
 Status Journal::Impl::SyncTo(uint64_t end) {
   while (true) {
-    std::vector<std::shared_ptr<File>> files;
-    size_t sealed_files;
+    std::vector<DeferredSeal> seals;
+    std::shared_ptr<File> active_file;
     bool sync_dir;
     uint64_t target;
     {
@@ -1087,19 +1096,23 @@ Status Journal::Impl::SyncTo(uint64_t end) {
       pending_records_ = 0;
       // Everything below `target` is in the active segment, in sealed segments waiting for
       // this sync, or in synced ones.
-      files.swap(unsynced_sealed_);
-      sealed_files = files.size();
-      if (active_) files.push_back(active_->file);
+      seals.swap(unsynced_sealed_);
+      if (active_) active_file = active_->file;
       sync_dir = std::exchange(dir_unsynced_, false);
     }
     Status st = sync_dir ? env.SyncDir(dir) : OkStatus();
-    std::vector<std::shared_ptr<File>> failed;
-    for (size_t i = 0; i < files.size(); ++i) {
-      Status s = TimedSync(*files[i]);
+    std::vector<DeferredSeal> failed;
+    for (DeferredSeal& d : seals) {
+      Status s = TimedSync(*d.file);
       if (s.ok()) continue;
       if (st.ok()) st = s;
-      if (i < sealed_files) failed.push_back(files[i]);
+      failed.push_back(std::move(d));
     }
+    if (active_file) {
+      Status s = TimedSync(*active_file);
+      if (st.ok()) st = s;
+    }
+    if (st.ok()) WriteDeferredSeals(seals);
     {
       MutexLock l(mu_);
       sync_running_ = false;
@@ -1113,7 +1126,8 @@ Status Journal::Impl::SyncTo(uint64_t end) {
         // new segment from now on (a sealed segment is synced again next round).
         poisoned_ = true;
         CountWriteErrorLocked();
-        unsynced_sealed_.insert(unsynced_sealed_.begin(), failed.begin(), failed.end());
+        unsynced_sealed_.insert(unsynced_sealed_.begin(), std::make_move_iterator(failed.begin()),
+                                std::make_move_iterator(failed.end()));
         if (sync_dir) dir_unsynced_ = true;
       }
     }
@@ -1166,6 +1180,19 @@ Status Journal::Impl::SealLocked(const std::shared_ptr<Segment>& seg, bool seal_
   if (!file) {
     KILN_ASSIGN_OR_RETURN(file, env.Open(Path(seg->name), OpenMode::kReadWrite));
   }
+  // A segment sealed because it is full, when a writer thread appends, is left to the next
+  // sync round (WriteDeferredSeals): the writer never waits for a sync, and the seal is
+  // written only once the data it describes is durable, so that a power cut cannot leave a
+  // seal over records that never reached the disk (such a segment is scanned at open).
+  if (WritesInBackground() && !seal_short) {
+    MutexLock l(mu_);
+    seg->sealed = true;
+    seg->file = nullptr;
+    unsynced_sealed_.push_back(DeferredSeal{seg, std::move(file), h});
+    if (active_ == seg) active_ = nullptr;
+    RequestMaintenanceLocked();
+    return OkStatus();
+  }
   std::vector<uint8_t> block(kHeaderBytes);
   EncodeHeaderBlock(h, std::span<uint8_t, kHeaderBytes>(block.data(), kHeaderBytes));
   Status st = file->WriteAt(kSealOffset, std::as_bytes(std::span(block).subspan(kSealOffset)));
@@ -1179,10 +1206,7 @@ Status Journal::Impl::SealLocked(const std::shared_ptr<Segment>& seg, bool seal_
       new_size = want;
     }
   }
-  // A segment sealed because it is full is synced by the next sync round when a writer thread
-  // appends (so that the writer does not wait for the sync, as it never does otherwise).
-  const bool defer_sync = WritesInBackground() && !seal_short;
-  if (st.ok() && !defer_sync) st = TimedSync(*file);
+  if (st.ok()) st = TimedSync(*file);
   if (!st.ok()) {
     {
       MutexLock l(mu_);
@@ -1197,16 +1221,45 @@ Status Journal::Impl::SealLocked(const std::shared_ptr<Segment>& seg, bool seal_
     seg->sealed = true;
     seg->file = nullptr;
     if (new_size != 0) seg->disk_bytes = new_size;
-    if (defer_sync) {
-      unsynced_sealed_.push_back(std::move(file));
-    } else {
-      durable_end_ = std::max(durable_end_, seg->end_id);
-    }
+    durable_end_ = std::max(durable_end_, seg->end_id);
     if (active_ == seg) active_ = nullptr;
     RequestMaintenanceLocked();
   }
   sync_cv_.NotifyAll();
   return OkStatus();
+}
+
+void Journal::Impl::WriteDeferredSeals(std::vector<DeferredSeal>& seals) {
+  std::vector<std::shared_ptr<File>> written;
+  {
+    // Under the append lock: a retired segment's file may be a spare already, or a new
+    // segment, whose header block a stale seal must not touch.
+    MutexLock wl(write_mu_);
+    for (DeferredSeal& d : seals) {
+      {
+        MutexLock l(mu_);
+        if (d.seg->gone || d.seg->compressed || d.seg->quarantined) continue;
+      }
+      std::vector<uint8_t> block(kHeaderBytes);
+      EncodeHeaderBlock(d.header, std::span<uint8_t, kHeaderBytes>(block.data(), kHeaderBytes));
+      Status st =
+          d.file->WriteAt(kSealOffset, std::as_bytes(std::span(block).subspan(kSealOffset)));
+      if (st.ok()) {
+        written.push_back(d.file);
+      } else {
+        // Its data is durable: without a seal the segment is scanned at the next open.
+        KILN_LOG_RATE_LIMITED(log, limiter, LogLevel::kWarning, "seal", "sealing {} failed: {}",
+                              Path(d.seg->name), st.ToString());
+      }
+    }
+  }
+  for (const std::shared_ptr<File>& f : written) {
+    Status st = TimedSync(*f);
+    if (!st.ok()) {
+      KILN_LOG_RATE_LIMITED(log, limiter, LogLevel::kWarning, "seal", "sealing {} failed: {}",
+                            f->path(), st.ToString());
+    }
+  }
 }
 
 Status Journal::Impl::OpenNewSegmentLocked() {

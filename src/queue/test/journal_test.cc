@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -767,7 +768,7 @@ TEST_F(WriterThreadTest, AFailedWriteIsCountedAndReturnedByTheNextPushOrWaitDura
   auto j = Open(Options());
   ASSERT_THAT(j->Push(SamplesFor(1, 300)), IsOk());
   ASSERT_EQ(j->next_id(), 301u);  // written (next_id waits for the writer)
-  env_.InjectFault(FileOp::kWrite, ENOSPC, "seg-");
+  env_.InjectFault(FileOp::kWrite, ENOSPC, "seg-", /*times=*/1);
   // Queued: the write happens after Push returned, so its failure comes with a later call.
   ASSERT_THAT(j->Push(SamplesFor(301, 100)), IsOk());
   EXPECT_EQ(j->next_id(), 301u);  // the failed samples got no ids
@@ -775,15 +776,19 @@ TEST_F(WriterThreadTest, AFailedWriteIsCountedAndReturnedByTheNextPushOrWaitDura
   EXPECT_EQ(s.dropped, 100u);
   EXPECT_EQ(s.write_errors, 1u);
   EXPECT_THAT(sink_.Matching("append failed, 100 samples dropped"), SizeIs(1));
+  // Reported once, by the next Push (whose own samples are stored, in a new segment).
   EXPECT_THAT(j->Push(SamplesFor(301, 10)),
               StatusIs(StatusCode::kResourceExhausted, HasSubstr("(ENOSPC)")));
-  EXPECT_EQ(j->next_id(), 301u);  // the 10 failed too
-  env_.ClearFaults();
-  // The second failure (of the 10) is reported once, by WaitDurable here.
-  EXPECT_THAT(j->WaitDurable(j->next_id()), StatusIs(StatusCode::kResourceExhausted));
   EXPECT_THAT(j->WaitDurable(j->next_id()), IsOk());
-  EXPECT_EQ(j->stats().dropped, 110u);
-  ASSERT_THAT(j->Push(SamplesFor(301, 200)), IsOk());
+  EXPECT_EQ(j->next_id(), 311u);
+  // A failure that no Push reports is reported by WaitDurable, once. (EIO: on ENOSPC the
+  // journal would first make room by dropping the oldest segment, and retry.)
+  env_.InjectFault(FileOp::kWrite, EIO, "seg-", /*times=*/1);
+  ASSERT_THAT(j->Push(SamplesFor(311, 5)), IsOk());
+  EXPECT_THAT(j->WaitDurable(j->next_id()), StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(j->WaitDurable(j->next_id()), IsOk());
+  EXPECT_EQ(j->stats().dropped, 105u);
+  ASSERT_THAT(j->Push(SamplesFor(311, 190)), IsOk());
   EXPECT_THAT(j->WaitDurable(j->next_id()), IsOk());
   EXPECT_EQ(j->next_id(), 501u);
   j.reset();
@@ -823,6 +828,38 @@ TEST_F(WriterThreadTest, WaitDurableSurvivesAPowerCutAcrossSegments) {
   auto j = Open(Options());
   EXPECT_EQ(j->next_id(), end);
   ExpectDelivered(ReadAllBacklog(*j), Iota(1, end));
+}
+
+// Power cuts while a segment fills and is sealed, before the sync round: what was reported
+// durable survives, whatever part of the rest reached the disk, and nothing reads as corrupt.
+// (The seal of a full segment is written only after its records are durable. This power-loss
+// model, which reverts 512-byte sectors at random, did not produce in 60 rounds the case that
+// ordering prevents, a seal kept over records lost, so this test does not show it.)
+TEST_F(WriterThreadTest, APowerCutBeforeTheSyncRoundKeepsWhatWasDurableAndQuarantinesNothing) {
+  std::vector<uint64_t> durable;  // every id reported durable, in order
+  for (uint64_t round = 0; round < 8; ++round) {
+    env_.StartTracking();
+    auto j = Open(Options());
+    uint64_t id = j->next_id();
+    for (int p = 0; p < 20; ++p, id += 50) ASSERT_THAT(j->Push(SamplesFor(id, 50)), IsOk());
+    ASSERT_THAT(j->WaitDurable(id), IsOk());
+    for (uint64_t k = j->next_id() - 1000; k < id; ++k) durable.push_back(k);
+    // More than a segment on top, never synced: a segment fills and is sealed meanwhile.
+    for (int p = 0; p < 30; ++p, id += 50) ASSERT_THAT(j->Push(SamplesFor(id, 50)), IsOk());
+    ASSERT_EQ(j->next_id(), id);
+    env_.CrashAfter(0);
+    j.reset();
+    env_.SimulatePowerLoss(/*seed=*/round, /*keep=*/0.5);
+  }
+  auto j = Open(Options());
+  const Delivered d = ReadAllBacklog(*j);
+  EXPECT_THAT(sink_.Matching("moved to quarantine/"), IsEmpty());
+  EXPECT_FALSE(fs::exists(Path("quarantine")));
+  std::vector<uint64_t> missing;
+  std::set_difference(durable.begin(), durable.end(), d.ids.begin(), d.ids.end(),
+                      std::back_inserter(missing));
+  EXPECT_THAT(missing, IsEmpty());
+  for (size_t i = 0; i < d.ids.size(); ++i) ASSERT_EQ(d.samples[i], SampleFor(d.ids[i]));
 }
 
 TEST_F(JournalTest, IntervalPolicySyncsWithinTheInterval) {

@@ -77,10 +77,11 @@ uint32_t MultModP(uint32_t a, uint32_t b) {
 
 constexpr uint32_t kOne = uint32_t{1} << 31;  // x^0
 
-// x^(2^k) mod P for k = 0..31.
-const std::array<uint32_t, 32>& PowersOfTwo() {
-  static const std::array<uint32_t, 32> t = [] {
-    std::array<uint32_t, 32> a{};
+// x^(2^k) mod P for k = 0..66, enough for x^(8n) with any 64-bit n. (They do not repeat
+// with period 32: P has the factor x + 1, so x^(2^32) is x^2, not x.)
+const std::array<uint32_t, 67>& PowersOfTwo() {
+  static const std::array<uint32_t, 67> t = [] {
+    std::array<uint32_t, 67> a{};
     a[0] = kOne >> 1;  // x^1
     for (size_t k = 1; k < a.size(); ++k) a[k] = MultModP(a[k - 1], a[k - 1]);
     return a;
@@ -93,7 +94,7 @@ uint32_t ZeroBytesOperator(uint64_t n) {
   const auto& pow2 = PowersOfTwo();
   uint32_t p = kOne;
   for (size_t k = 3; n != 0; n >>= 1, ++k) {
-    if ((n & 1) != 0) p = MultModP(pow2[k % 32], p);
+    if ((n & 1) != 0) p = MultModP(pow2[k], p);
   }
   return p;
 }

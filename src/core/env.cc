@@ -119,6 +119,16 @@ class PosixFile final : public File {
     return OkStatus();
   }
 
+  void StartWriteback(uint64_t offset, uint64_t n) override {
+#if defined(__linux__)
+    ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(n),
+                      SYNC_FILE_RANGE_WRITE);
+#else
+    (void)offset;
+    (void)n;
+#endif
+  }
+
   Status Sync() override {
     while (::fdatasync(fd_) != 0) {
       if (errno != EINTR) return ErrnoToStatus(errno, "fdatasync", path_);

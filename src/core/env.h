@@ -42,6 +42,12 @@ class File {
   virtual Status WriteAtV(uint64_t offset, std::span<const std::span<const std::byte>> parts);
   // fdatasync: everything written so far (and the size) is on stable storage.
   virtual Status Sync() = 0;
+  // Starts writing [offset, offset + n) to storage without waiting (sync_file_range), so that
+  // a later Sync has less to do. Promises nothing about durability. The default does nothing.
+  virtual void StartWriteback(uint64_t offset, uint64_t n) {
+    (void)offset;
+    (void)n;
+  }
   // Sets the size (ftruncate).
   virtual Status Truncate(uint64_t size) = 0;
   virtual Result<uint64_t> Size() const = 0;

@@ -62,6 +62,8 @@ constexpr size_t kMaxQueuedPushes = 256;
 // until 64 KiB were queued instead was 10-20 % slower.) At low rates the poll costs at most
 // this much CPU per Push.
 constexpr std::chrono::microseconds kWriterPoll{50};
+// The writer thread starts writeback of each segment's data in chunks of this much.
+constexpr uint64_t kWritebackChunk = 4 * kMiB;
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -143,7 +145,8 @@ struct Segment {
   bool quarantined = false;  // the file is in quarantine/; only a valid prefix remains
   bool gone = false;         // dropped or retired: readers holding it must let go
   uint64_t compressed_bytes = 0;
-  uint64_t file_gen = 0;  // bumped when `name` points to a new file (compression)
+  uint64_t file_gen = 0;                   // bumped when `name` points to a new file (compression)
+  uint64_t writeback_from = kHeaderBytes;  // the writer: data not yet sent to storage from here
   IndexBuilder index;
 
   bool empty() const { return end_id == first_id; }
@@ -243,24 +246,18 @@ struct Journal::Impl {
   struct RecordRef {
     uint8_t* frame;
     const internal::EncodedRecord* rec;
+    size_t push;  // which Push (encoder) of the batch it belongs to
   };
-  static void AddRecords(internal::RecordEncoder& enc, std::vector<RecordRef>& out);
-  // Appends the records in order, each write taking as many as fit in the segment. On an
-  // error the records from the failed one on are dropped (counted, logged) and the error
-  // returned.
+  // Appends the records of `enc`, the batch's Push number `push`, to `out`.
+  static void AddRecords(internal::RecordEncoder& enc, size_t push, std::vector<RecordRef>& out);
+  // Appends the records in order, each write taking as many as fit in the segment. A failed
+  // write drops the Pushes it held, whole (counted, logged), and later Pushes go on in a new
+  // segment; when no new segment can be opened, the rest are dropped too. Returns the first
+  // error.
   Status AppendLocked(std::span<const RecordRef> recs) KILN_REQUIRES(write_mu_);
   void FailRecords(std::span<const RecordRef> recs, const Status& st);
   Status RollLocked(bool seal_short) KILN_REQUIRES(write_mu_);
   Status SealLocked(const std::shared_ptr<Segment>& seg, bool seal_short) KILN_REQUIRES(write_mu_);
-  // A full segment's seal left to the sync round: written once its data is durable.
-  struct DeferredSeal {
-    std::shared_ptr<Segment> seg;
-    std::shared_ptr<File> file;
-    SegmentHeader header;  // sealed
-  };
-  // Writes and syncs the seals of segments whose data was just synced (errors are logged:
-  // an unsealed segment is scanned at open).
-  void WriteDeferredSeals(std::vector<DeferredSeal>& seals);
   Status OpenNewSegmentLocked() KILN_REQUIRES(write_mu_);
   Status MakeRoomLocked() KILN_REQUIRES(write_mu_);
   bool FreeSpaceLocked() KILN_REQUIRES(write_mu_);
@@ -364,10 +361,11 @@ struct Journal::Impl {
 
   std::map<uint64_t, std::shared_ptr<Segment>> segments_ KILN_GUARDED_BY(mu_);
   std::shared_ptr<Segment> active_ KILN_GUARDED_BY(mu_);
-  // Full segments whose data the next sync round makes durable and then seals (SealLocked),
-  // and whether a new segment's name awaits a directory sync (OpenNewSegmentLocked).
-  std::vector<DeferredSeal> unsynced_sealed_ KILN_GUARDED_BY(mu_);
-  bool dir_unsynced_ KILN_GUARDED_BY(mu_) = false;
+  // New segment names (OpenNewSegmentLocked) and how many of them a directory sync has made
+  // durable: a writer thread leaves that to the next sync round, and nothing in a segment may
+  // be reported durable before its name is.
+  uint64_t dir_gen_ KILN_GUARDED_BY(mu_) = 0;
+  uint64_t dir_synced_gen_ KILN_GUARDED_BY(mu_) = 0;
   bool poisoned_ KILN_GUARDED_BY(mu_) = false;  // a write failed: roll before the next
   std::vector<Spare> spares_ KILN_GUARDED_BY(mu_);
   uint64_t next_spare_ KILN_GUARDED_BY(mu_) = 0;
@@ -806,7 +804,7 @@ Status Journal::Impl::Push(std::span<const contract::Sample> samples) {
     st = Enqueue(std::move(enc));
   } else {
     std::vector<RecordRef> recs;
-    AddRecords(*enc, recs);
+    AddRecords(*enc, 0, recs);
     {
       MutexLock wl(write_mu_);
       st = AppendLocked(recs);
@@ -908,9 +906,9 @@ void Journal::Impl::WriterLoop() {
     // one of 8 KiB here).
     recs.clear();
     uint64_t bytes = 0;
-    for (std::unique_ptr<internal::RecordEncoder>& enc : batch) {
-      AddRecords(*enc, recs);
-      bytes += enc->bytes().size();
+    for (size_t k = 0; k < batch.size(); ++k) {
+      AddRecords(*batch[k], k, recs);
+      bytes += batch[k]->bytes().size();
     }
     Status st;
     {
@@ -965,16 +963,18 @@ void Journal::Impl::FailRecords(std::span<const RecordRef> recs, const Status& s
                         "append failed, {} samples dropped: {}", lost, st.ToString());
 }
 
-void Journal::Impl::AddRecords(internal::RecordEncoder& enc, std::vector<RecordRef>& out) {
+void Journal::Impl::AddRecords(internal::RecordEncoder& enc, size_t push,
+                               std::vector<RecordRef>& out) {
   uint8_t* bytes = enc.bytes().data();
   for (const internal::EncodedRecord& r : enc.records()) {
-    out.push_back(RecordRef{bytes + r.offset, &r});
+    out.push_back(RecordRef{bytes + r.offset, &r, push});
   }
 }
 
 Status Journal::Impl::AppendLocked(std::span<const RecordRef> recs) {
   size_t i = 0;
   bool retried_space = false;
+  Status first_error;
   std::vector<std::span<const std::byte>>& parts = write_parts_;
   while (i < recs.size()) {
     std::shared_ptr<Segment> seg;
@@ -995,7 +995,7 @@ Status Journal::Impl::AppendLocked(std::span<const RecordRef> recs) {
       }
       if (!st.ok()) {
         FailRecords(recs.subspan(i), st);
-        return st;
+        return first_error.ok() ? st : first_error;
       }
       continue;
     }
@@ -1035,8 +1035,21 @@ Status Journal::Impl::AppendLocked(std::span<const RecordRef> recs) {
         MutexLock l(mu_);
         poisoned_ = true;
       }
-      FailRecords(recs.subspan(i), st);
-      return st;
+      // The Pushes this write held are lost, whole; later ones (a writer thread writes many
+      // at once) go on in a new segment, if storage lets them.
+      size_t e = j;
+      while (e < recs.size() && recs[e].push == recs[j - 1].push) ++e;
+      FailRecords(recs.subspan(i, e - i), st);
+      if (first_error.ok()) first_error = st;
+      i = e;
+      continue;
+    }
+    // Written data goes to storage in the background as the segment fills, so that the
+    // fdatasync that seals it (on this thread) waits for little more than its last chunk.
+    const uint64_t new_end = tail + len;
+    if (WritesInBackground() && new_end - seg->writeback_from >= kWritebackChunk) {
+      seg->file->StartWriteback(seg->writeback_from, new_end - seg->writeback_from);
+      seg->writeback_from = new_end;
     }
     MutexLock l(mu_);
     uint64_t offset = tail;
@@ -1060,7 +1073,7 @@ Status Journal::Impl::AppendLocked(std::span<const RecordRef> recs) {
     pending_records_ += j - i;
     i = j;
   }
-  return OkStatus();
+  return first_error;
 }
 
 Status Journal::Impl::TimedSync(File& f) {
@@ -1076,9 +1089,9 @@ Status Journal::Impl::TimedSync(File& f) {
 
 Status Journal::Impl::SyncTo(uint64_t end) {
   while (true) {
-    std::vector<DeferredSeal> seals;
-    std::shared_ptr<File> active_file;
+    std::shared_ptr<File> file;
     bool sync_dir;
+    uint64_t dir_gen;
     uint64_t target;
     {
       MutexLock l(mu_);
@@ -1094,25 +1107,18 @@ Status Journal::Impl::SyncTo(uint64_t end) {
       sync_running_ = true;
       target = written_end_;
       pending_records_ = 0;
-      // Everything below `target` is in the active segment, in sealed segments waiting for
-      // this sync, or in synced ones.
-      seals.swap(unsynced_sealed_);
-      if (active_) active_file = active_->file;
-      sync_dir = std::exchange(dir_unsynced_, false);
+      // Everything below `target` is in the active segment or in sealed (synced) ones, under
+      // names made durable by now or by the directory sync below.
+      if (active_) file = active_->file;
+      dir_gen = dir_gen_;
+      sync_dir = dir_gen != dir_synced_gen_;
     }
     Status st = sync_dir ? env.SyncDir(dir) : OkStatus();
-    std::vector<DeferredSeal> failed;
-    for (DeferredSeal& d : seals) {
-      Status s = TimedSync(*d.file);
-      if (s.ok()) continue;
-      if (st.ok()) st = s;
-      failed.push_back(std::move(d));
+    if (st.ok() && sync_dir) {
+      MutexLock l(mu_);
+      dir_synced_gen_ = std::max(dir_synced_gen_, dir_gen);
     }
-    if (active_file) {
-      Status s = TimedSync(*active_file);
-      if (st.ok()) st = s;
-    }
-    if (st.ok()) WriteDeferredSeals(seals);
+    if (st.ok() && file) st = TimedSync(*file);
     {
       MutexLock l(mu_);
       sync_running_ = false;
@@ -1123,12 +1129,9 @@ Status Journal::Impl::SyncTo(uint64_t end) {
         durable_end_ = std::max(durable_end_, target);
       } else {
         // After a failed fdatasync the kernel may have dropped the dirty pages: write into a
-        // new segment from now on (a sealed segment is synced again next round).
+        // new segment from now on.
         poisoned_ = true;
         CountWriteErrorLocked();
-        unsynced_sealed_.insert(unsynced_sealed_.begin(), std::make_move_iterator(failed.begin()),
-                                std::make_move_iterator(failed.end()));
-        if (sync_dir) dir_unsynced_ = true;
       }
     }
     sync_cv_.NotifyAll();
@@ -1180,19 +1183,6 @@ Status Journal::Impl::SealLocked(const std::shared_ptr<Segment>& seg, bool seal_
   if (!file) {
     KILN_ASSIGN_OR_RETURN(file, env.Open(Path(seg->name), OpenMode::kReadWrite));
   }
-  // A segment sealed because it is full, when a writer thread appends, is left to the next
-  // sync round (WriteDeferredSeals): the writer never waits for a sync, and the seal is
-  // written only once the data it describes is durable, so that a power cut cannot leave a
-  // seal over records that never reached the disk (such a segment is scanned at open).
-  if (WritesInBackground() && !seal_short) {
-    MutexLock l(mu_);
-    seg->sealed = true;
-    seg->file = nullptr;
-    unsynced_sealed_.push_back(DeferredSeal{seg, std::move(file), h});
-    if (active_ == seg) active_ = nullptr;
-    RequestMaintenanceLocked();
-    return OkStatus();
-  }
   std::vector<uint8_t> block(kHeaderBytes);
   EncodeHeaderBlock(h, std::span<uint8_t, kHeaderBytes>(block.data(), kHeaderBytes));
   Status st = file->WriteAt(kSealOffset, std::as_bytes(std::span(block).subspan(kSealOffset)));
@@ -1221,45 +1211,13 @@ Status Journal::Impl::SealLocked(const std::shared_ptr<Segment>& seg, bool seal_
     seg->sealed = true;
     seg->file = nullptr;
     if (new_size != 0) seg->disk_bytes = new_size;
-    durable_end_ = std::max(durable_end_, seg->end_id);
+    // Durable once its name is too (a writer thread leaves new names to the sync round).
+    if (dir_synced_gen_ == dir_gen_) durable_end_ = std::max(durable_end_, seg->end_id);
     if (active_ == seg) active_ = nullptr;
     RequestMaintenanceLocked();
   }
   sync_cv_.NotifyAll();
   return OkStatus();
-}
-
-void Journal::Impl::WriteDeferredSeals(std::vector<DeferredSeal>& seals) {
-  std::vector<std::shared_ptr<File>> written;
-  {
-    // Under the append lock: a retired segment's file may be a spare already, or a new
-    // segment, whose header block a stale seal must not touch.
-    MutexLock wl(write_mu_);
-    for (DeferredSeal& d : seals) {
-      {
-        MutexLock l(mu_);
-        if (d.seg->gone || d.seg->compressed || d.seg->quarantined) continue;
-      }
-      std::vector<uint8_t> block(kHeaderBytes);
-      EncodeHeaderBlock(d.header, std::span<uint8_t, kHeaderBytes>(block.data(), kHeaderBytes));
-      Status st =
-          d.file->WriteAt(kSealOffset, std::as_bytes(std::span(block).subspan(kSealOffset)));
-      if (st.ok()) {
-        written.push_back(d.file);
-      } else {
-        // Its data is durable: without a seal the segment is scanned at the next open.
-        KILN_LOG_RATE_LIMITED(log, limiter, LogLevel::kWarning, "seal", "sealing {} failed: {}",
-                              Path(d.seg->name), st.ToString());
-      }
-    }
-  }
-  for (const std::shared_ptr<File>& f : written) {
-    Status st = TimedSync(*f);
-    if (!st.ok()) {
-      KILN_LOG_RATE_LIMITED(log, limiter, LogLevel::kWarning, "seal", "sealing {} failed: {}",
-                            f->path(), st.ToString());
-    }
-  }
 }
 
 Status Journal::Impl::OpenNewSegmentLocked() {
@@ -1314,7 +1272,8 @@ Status Journal::Impl::OpenNewSegmentLocked() {
   if (!recycled) log.Debug("created {}", path);
   seg->file = std::move(file);
   MutexLock l(mu_);
-  if (defer_dir_sync) dir_unsynced_ = true;
+  ++dir_gen_;
+  if (!defer_dir_sync) dir_synced_gen_ = dir_gen_;
   segments_[first] = seg;
   active_ = seg;
   poisoned_ = false;

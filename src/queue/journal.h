@@ -93,10 +93,11 @@ class Journal final : public SampleQueue {
   // Errors (the samples concerned are counted as dropped, and write_errors counts the
   // failure): ResourceExhausted (disk full, after trying once to make room by dropping the
   // oldest segment), Unavailable / PermissionDenied (storage failure, read-only), each
-  // naming the path. With a writer thread these are the errors of earlier Pushes whose
-  // records failed to be written since the last report (each reported once, by Push or
-  // WaitDurable); a Push whose own records fail returns OK. With kAlways, a failed sync is returned too; those samples stay queued
-  // (not counted as dropped) but may not survive a crash. InvalidArgument: some samples were
+  // naming the path. With a writer thread the error is that of an earlier Push whose
+  // records could not be written: the first such failure since the last report, reported
+  // once, by Push or WaitDurable (the others are counted and logged); a Push whose own
+  // records fail returns OK. With kAlways, a failed sync is returned too; those samples stay
+  // queued (not counted as dropped) but may not survive a crash. InvalidArgument: some samples were
   // too large for a record (see the message) and were dropped; the others were stored.
   // The journal keeps working after errors: later Pushes succeed once storage does.
   Status Push(std::span<const contract::Sample> samples) override;
@@ -106,6 +107,8 @@ class Journal final : public SampleQueue {
   void Ack(std::span<const IdRange> ids) override;
   void Wake() override;
   // bytes: every file in dir (quarantine/ excluded). depth: unacknowledged samples held.
+  // appended and depth count samples once written (with a writer thread, shortly after
+  // their Push returned).
   // oldest_unacked_ns: the smallest source time of the record holding the oldest
   // unacknowledged sample, found through each segment's sparse index (exact to within
   // 1/160 of a segment; the segment's minimum when it has no index).

@@ -48,8 +48,9 @@ class SampleQueue {
   virtual ~SampleQueue() = default;
 
   // Appends samples in order. Returns once they are as durable as the implementation's
-  // policy promises. Errors: the samples could not be stored (they are counted as dropped):
-  // ResourceExhausted (disk full), Unavailable (storage failure).
+  // policy promises. Errors: samples could not be stored (they are counted as dropped):
+  // ResourceExhausted (disk full), Unavailable (storage failure). An implementation that
+  // writes in the background (Journal) reports such a failure with a later call.
   virtual Status Push(std::span<const contract::Sample> samples) = 0;
 
   // Starts a delivery pass (one MQTT session): the live cursor becomes the boundary, so every

@@ -220,8 +220,9 @@ TEST(JournalCrashTest, PowerCutAtAnyFileOperationKeepsWhatWasDurable) {
   for (uint32_t round = 1; round <= kRounds; ++round) {
     const SyncPolicy sync = round % 3 == 0 ? SyncPolicy::kInterval : SyncPolicy::kAlways;
     JournalOptions o = CrashOptions(dir, sync);
-    // Every other group-commit round with the background threads: the writer thread appends,
-    // full segments are synced by the next sync round and new names with the directory.
+    // Every other group-commit round with the background threads: the writer thread appends
+    // and new segment names are synced by the sync round. Its batches are larger, so that
+    // segments roll before the cut (a few operations per batch).
     o.background = round % 6 == 0;
     o.env = &env;
     const int64_t cut = 1 + static_cast<int64_t>(round * 7 % 61);
@@ -237,7 +238,7 @@ TEST(JournalCrashTest, PowerCutAtAnyFileOperationKeepsWhatWasDurable) {
         for (int i = 0; i < 200 && !env.crashed(); ++i) {
           const uint64_t first = (*j)->next_id();
           std::vector<contract::Sample> batch;
-          for (uint64_t n = 1 + rng() % 60, k = 0; k < n; ++k)
+          for (uint64_t n = 1 + rng() % (o.background ? 600 : 60), k = 0; k < n; ++k)
             batch.push_back(Content(first + k, round));
           if (!(*j)->Push(batch).ok()) break;
           if (sync != SyncPolicy::kAlways && !(*j)->WaitDurable((*j)->next_id()).ok()) break;

@@ -65,12 +65,21 @@ constexpr std::chrono::microseconds kWriterPoll{50};
 // The writer thread starts writeback of each segment's data in chunks of this much.
 constexpr uint64_t kWritebackChunk = 4 * kMiB;
 
-inline void CpuRelax() {
+// Polls `done` until it is true, for up to kWriterPoll of real time (whatever the journal's
+// clock is: this is about CPUs), before the caller sleeps on a condition variable.
+template <typename Done>
+void PollFor(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kWriterPoll;
+  while (!done()) {
+    for (int i = 0; i < 64; ++i) {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #elif defined(__aarch64__)
-  asm volatile("yield");
+      asm volatile("yield");
 #endif
+    }
+    if (std::chrono::steady_clock::now() >= until) return;
+  }
 }
 
 // Encoders kept for reuse hold at most this much buffer in all (a returned one beyond it is
@@ -231,8 +240,6 @@ struct Journal::Impl {
   // a queued append that failed since the last call (those samples are counted as dropped).
   Status Enqueue(std::unique_ptr<internal::RecordEncoder> enc);
   void WriterLoop();
-  // Returns once pushes_queued_ differs from `seen`, or after kWriterPoll.
-  void PollForPush(uint64_t seen);
   bool QueueHalfEmptyLocked() const KILN_REQUIRES(q_mu_) {
     return queued_count_ == 0 ||
            (queued_bytes_ <= kMaxQueuedBytes / 2 && queued_count_ <= kMaxQueuedPushes / 2);
@@ -409,7 +416,7 @@ struct Journal::Impl {
   uint64_t pushes_appended_ KILN_GUARDED_BY(q_mu_) = 0;
   Status deferred_error_ KILN_GUARDED_BY(q_mu_);
   bool writer_sleeping_ KILN_GUARDED_BY(q_mu_) = false;  // waiting on q_cv_
-  std::atomic<uint64_t> pushes_queued_polled_{0};        // pushes_queued_, for PollForPush
+  std::atomic<uint64_t> pushes_queued_polled_{0};        // pushes_queued_, for the writer's poll
   std::atomic<uint64_t> pushes_appended_polled_{0};      // pushes_appended_, for Flush
   bool q_stop_ KILN_GUARDED_BY(q_mu_) = false;
   int space_waiters_ KILN_GUARDED_BY(q_mu_) = 0;
@@ -877,21 +884,12 @@ Status Journal::Impl::Enqueue(std::unique_ptr<internal::RecordEncoder> enc) {
   return std::exchange(deferred_error_, OkStatus());
 }
 
-void Journal::Impl::PollForPush(uint64_t seen) {
-  // Real time, whatever `clock` is: this is about CPUs, not about the journal's time.
-  const auto until = std::chrono::steady_clock::now() + kWriterPoll;
-  while (pushes_queued_polled_.load(std::memory_order_acquire) == seen) {
-    for (int i = 0; i < 64; ++i) CpuRelax();
-    if (std::chrono::steady_clock::now() >= until) return;
-  }
-}
-
 void Journal::Impl::WriterLoop() {
   std::vector<std::unique_ptr<internal::RecordEncoder>> batch;
   std::vector<RecordRef> recs;
   uint64_t seen = 0;  // pushes_queued_ when the writer last looked
   while (true) {
-    PollForPush(seen);
+    PollFor([&] { return pushes_queued_polled_.load(std::memory_order_acquire) != seen; });
     {
       MutexLock l(q_mu_);
       writer_sleeping_ = true;
@@ -939,11 +937,7 @@ void Journal::Impl::Flush() {
   }
   // The writer is at most a write behind: poll before sleeping, as it does (a reader that
   // sleeps costs the writer a wake-up, and itself the VM's wake-up latency).
-  const auto until = std::chrono::steady_clock::now() + kWriterPoll;
-  while (pushes_appended_polled_.load(std::memory_order_acquire) < target) {
-    for (int i = 0; i < 64; ++i) CpuRelax();
-    if (std::chrono::steady_clock::now() >= until) break;
-  }
+  PollFor([&] { return pushes_appended_polled_.load(std::memory_order_acquire) >= target; });
   MutexLock l(q_mu_);
   if (pushes_appended_ >= target) return;
   ++flush_waiters_;

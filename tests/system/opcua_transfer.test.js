@@ -174,6 +174,20 @@ function showCounter(xs) {
 }
 
 // The latest Counter value the server printed (its stdout), or -1.
+// What both link failures must leave at the broker: every Counter value since the DBIRTH with
+// its source time, the live ones after the reconnect recent, Bad codes for what the loss
+// published (or the DDEATH), and the node's seq without gaps. `xs`: Counter since the failure.
+function assertAfterReconnect({ tap, peer, dbirth, aliases }, liveAgain, xs) {
+  assertCounterTimes(peer, goodValues(counterMetrics(tap, aliases.Counter, dbirth.index)), 'Counter');
+  for (const { msg, m } of liveAgain.slice(-5)) {
+    assert.ok(msg.t - m.timestamp < 3000, `live again: Counter ${m.value} arrived ${msg.t - m.timestamp} ms after its source time: ${formatMessage(msg)}`);
+  }
+  for (const { msg, m } of xs) {
+    if (!isGood(m)) assert.ok(isBadSeverity(statusOf(m)), `a lost link gives Bad codes: ${formatMessage(msg)}`);
+  }
+  assertSeqContiguous(tap.edgeMessages());
+}
+
 const peerLatest = (peer) => (peer.counter.length ? peer.counter[peer.counter.length - 1].value : -1);
 
 // ---------------------------------------------------------------------------------------------
@@ -233,16 +247,7 @@ test('cut: connections reset and refused for ~2 s; the subscription is transferr
     assert.deepEqual(runs(missing), '',
       `every Counter value ${start}..${end} at the broker; missing: ${runs(missing)}\n${showCounter(xs)}\n${edgeLog(edge, logMark).join('\n')}`);
 
-    // Each with its source time; the live ones after the reconnect recent.
-    assertCounterTimes(peer, goodValues(counterMetrics(tap, aliases.Counter, dbirth.index)), 'Counter');
-    for (const { msg, m } of liveAgain.slice(-5)) {
-      assert.ok(msg.t - m.timestamp < 3000, `live again: Counter ${m.value} arrived ${msg.t - m.timestamp} ms after its source time: ${formatMessage(msg)}`);
-    }
-    // What the loss published: Bad codes (or the DDEATH).
-    for (const { msg, m } of xs) {
-      if (!isGood(m)) assert.ok(isBadSeverity(statusOf(m)), `a lost link gives Bad codes: ${formatMessage(msg)}`);
-    }
-    assertSeqContiguous(tap.edgeMessages());
+    assertAfterReconnect({ tap, peer, dbirth, aliases }, liveAgain, xs);
   });
 });
 
@@ -298,14 +303,7 @@ test('silent link: no bytes either way; keep-alive supervision drops it, the sub
     assert.deepEqual(runs(missing), '',
       `every Counter value ${from}..${end} at the broker; missing: ${runs(missing)}\n${showCounter(xs)}\n${edgeLog(edge, logMark).join('\n')}`);
 
-    assertCounterTimes(peer, goodValues(counterMetrics(tap, aliases.Counter, dbirth.index)), 'Counter');
-    for (const { msg, m } of liveAgain.slice(-5)) {
-      assert.ok(msg.t - m.timestamp < 3000, `live again: Counter ${m.value} arrived ${msg.t - m.timestamp} ms after its source time: ${formatMessage(msg)}`);
-    }
-    for (const { msg, m } of xs) {
-      if (!isGood(m)) assert.ok(isBadSeverity(statusOf(m)), `a lost link gives Bad codes: ${formatMessage(msg)}`);
-    }
-    assertSeqContiguous(tap.edgeMessages());
+    assertAfterReconnect({ tap, peer, dbirth, aliases }, liveAgain, xs);
   });
 });
 

@@ -79,6 +79,16 @@ std::vector<uint8_t> Fault(std::span<const uint8_t> request_body, Quality result
   return Encode(fault);
 }
 
+// A server that answers every PublishRequest with a ServiceFault of `code`.
+FakeUaServer::Options FaultingPublishes(std::string_view code) {
+  FakeUaServer::Options options;
+  options.handler = [code](uint32_t id, std::span<const uint8_t> body) -> std::optional<Reply> {
+    if (id != kPublishId) return std::nullopt;
+    return Reply::Body(Fault(body, Code(code)));
+  };
+  return options;
+}
+
 // The sequence number of a response, or 0 when there is none.
 uint32_t SequenceOf(const Result<std::optional<PublishResponse>>& response) {
   if (!response.ok() || !response->has_value()) return 0;
@@ -273,12 +283,7 @@ TEST_F(ClientPublishTest, TooManyPublishRequestsIsAnErrorThatKeepsTheConnection)
 }
 
 TEST_F(ClientPublishTest, NoSubscriptionIsAnErrorThatKeepsTheConnection) {
-  FakeUaServer::Options options;
-  options.handler = [](uint32_t id, std::span<const uint8_t> body) -> std::optional<Reply> {
-    if (id != kPublishId) return std::nullopt;
-    return Reply::Body(Fault(body, Code("BadNoSubscription")));
-  };
-  FakeUaServer server(std::move(options));
+  FakeUaServer server(FaultingPublishes("BadNoSubscription"));
   std::unique_ptr<Client> client = Connect(server);
   ASSERT_NE(client, nullptr);
   ASSERT_THAT(client->SendPublish({}), IsOk());
@@ -289,12 +294,7 @@ TEST_F(ClientPublishTest, NoSubscriptionIsAnErrorThatKeepsTheConnection) {
 }
 
 TEST_F(ClientPublishTest, SessionErrorInAPublishResponseClosesTheConnection) {
-  FakeUaServer::Options options;
-  options.handler = [](uint32_t id, std::span<const uint8_t> body) -> std::optional<Reply> {
-    if (id != kPublishId) return std::nullopt;
-    return Reply::Body(Fault(body, Code("BadSessionIdInvalid")));
-  };
-  FakeUaServer server(std::move(options));
+  FakeUaServer server(FaultingPublishes("BadSessionIdInvalid"));
   std::unique_ptr<Client> client = Connect(server);
   ASSERT_NE(client, nullptr);
   ASSERT_THAT(client->SendPublish({}), IsOk());
